@@ -1,0 +1,1 @@
+"""Federated simulation: data, models, what a client sends (Observation) and hides (GroundTruth)."""
