@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+
+from fedsim.tensor_files import load_tensors, save_tensors
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,12 @@ class Reconstruction:
             "wall_s": self.wall_s,
             "config": self.config,
         }
-        tensors = {"images": self.images.contiguous(), "labels": self.labels.contiguous()}
-        save_file(tensors, str(path), metadata={"fedleak": json.dumps(meta)})
+        save_tensors(path, {"images": self.images, "labels": self.labels}, meta)
 
     @classmethod
     def load(cls, path: Path) -> Reconstruction:
         """Read a reconstruction written by :meth:`save`."""
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads(handle.metadata()["fedleak"])
-        tensors = load_file(str(path))
+        tensors, meta = load_tensors(path)
         meta["restart_distances"] = tuple(meta["restart_distances"])
         meta["history"] = tuple(meta["history"])
         return cls(images=tensors["images"], labels=tensors["labels"], **meta)

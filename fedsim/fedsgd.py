@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from fedsim.data import DatasetSpec, normalize
+from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec
-from fedsim.observation import GroundTruth, Observation
+from fedsim.observation import Observation
 
 
 def client_gradient(

@@ -1,21 +1,19 @@
-"""What the attacker sees (Observation) and what only scoring may read (GroundTruth).
+"""What the attacker sees: one client's update in one round, under a stated threat model.
 
-Both are frozen dataclasses saved as safetensors with their scalar fields as JSON metadata,
-so any later stage can be rerun from the files alone.
+Saved as safetensors with the scalar fields as JSON metadata, so any later stage can be rerun
+from the file alone. The client's secret batch lives apart, in :mod:`fedsim.ground_truth`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
 
-from fedsim.errors import UserInputError
 from fedsim.models import ModelSpec
+from fedsim.tensor_files import load_tensors, save_tensors
 
 UpdateKind = Literal["gradient", "weights"]
 
@@ -65,14 +63,15 @@ class Observation:
         tensors |= {f"update/{k}": v for k, v in self.client_update.items()}
         if self.labels is not None:
             tensors["labels"] = self.labels
-        meta = {k: v for k, v in asdict(self).items() if k not in _TENSOR_FIELDS}
+        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TENSOR_FIELDS}
+        meta["model"] = asdict(self.model)
         meta["update_order"] = list(self.client_update)
-        _save(path, tensors, meta)
+        save_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: Path) -> Observation:
         """Read an observation written by :meth:`save`."""
-        tensors, meta = _load(path)
+        tensors, meta = load_tensors(path)
         order = meta.pop("update_order")
         meta["model"] = ModelSpec(
             **{**meta["model"], "image_shape": tuple(meta["model"]["image_shape"])}
@@ -87,42 +86,7 @@ class Observation:
         )
 
 
-@dataclass(frozen=True)
-class GroundTruth:
-    """The client's secret batch: pixels in [0, 1] (N, C, H, W), labels, and dataset indices."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    indices: tuple[int, ...] = ()
-
-    def save(self, path: Path) -> None:
-        """Write this ground truth as one safetensors file, apart from any observation."""
-        _save(path, {"images": self.images, "labels": self.labels}, {"indices": list(self.indices)})
-
-    @classmethod
-    def load(cls, path: Path) -> GroundTruth:
-        """Read a ground truth written by :meth:`save`."""
-        tensors, meta = _load(path)
-        return cls(tensors["images"], tensors["labels"], tuple(meta["indices"]))
-
-
 _TENSOR_FIELDS = {"global_state", "client_update", "labels"}
-
-
-def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(contiguous, str(tmp), metadata={"fedleak": json.dumps(meta)})
-    tmp.replace(path)
-
-
-def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    if not path.is_file():
-        raise UserInputError(f"no such file {str(path)!r}")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads((handle.metadata() or {})["fedleak"])
-    return load_file(str(path)), meta
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

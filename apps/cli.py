@@ -1,0 +1,231 @@
+"""The ``fedleak`` command line: commands named by the user's verb, one-line errors, ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from fedsim.errors import FedleakError
+
+app = typer.Typer(
+    name="fedleak",
+    help="What can a server reconstruct of a client's data from federated learning updates?",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line last, for machines.")]
+
+
+def _default_out(kind: str) -> Path:
+    return Path("runs") / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _parse_indices(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise FedleakError(
+            f"invalid --index {text!r}; valid: comma-separated non-negative integers, e.g. 3,7"
+        ) from None
+
+
+@app.command()
+def attack(
+    dataset: Annotated[str, typer.Option(help="Dataset (see `fedleak datasets`).")] = "cifar10",
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    index: Annotated[str, typer.Option(help="Comma-separated indices of the batch.")] = "0",
+    model: Annotated[str, typer.Option(help="Model name (see `fedleak models`).")] = "convnet64",
+    dropout: Annotated[float, typer.Option(help="Dropout rate on models with dropout.")] = 0.0,
+    attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig",
+    iterations: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
+    restarts: Annotated[int | None, typer.Option(help="Restarts, run as one batch.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for model weights and the attack.")] = 0,
+    labels: Annotated[
+        str | None, typer.Option(help="given (threat model grants them), idlg or estimate.")
+    ] = None,
+    train_mode: Annotated[bool, typer.Option(help="Client computes in train mode.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    image_folder: Annotated[
+        Path | None, typer.Option(help="Image folder <root>/<class>/<file>, tried last.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/attack-TIME).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Attack one client's FedSGD gradient of a batch of dataset images and score it."""
+    from apps.attack_run import AttackRequest
+
+    request = AttackRequest(
+        dataset=dataset,
+        split=split,
+        indices=_parse_indices(index),
+        model=model,
+        dropout=dropout,
+        attack=attack_name,
+        iterations=iterations,
+        time_budget_s=time_budget,
+        restarts=restarts,
+        seed=seed,
+        labels=labels,
+        train_mode=train_mode,
+        device=device,
+        image_folder=image_folder,
+        out=out or _default_out("attack"),
+    )
+    _run_and_report(request, as_json)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Attack a small CIFAR-10 batch end to end (offline: foolbox's sample images)."""
+    from apps.attack_run import AttackRequest
+
+    request = AttackRequest(
+        dataset="cifar10",
+        indices=(0, 1),
+        model="lenet",
+        attack="ig",
+        iterations=1_000,
+        labels="estimate",
+        allow_embedded=True,
+        out=out,
+    )
+    _run_and_report(request, as_json)
+
+
+def _run_and_report(request: object, as_json: bool) -> None:
+    from apps.attack_run import run_attack
+    from apps.progress import attack_progress
+
+    with attack_progress(stderr) as progress:
+        metrics = run_attack(request, progress=progress, notice=stderr.print)
+    summary = {
+        key: metrics[key]
+        for key in ("psnr", "ssim", "lpips", "st_lpips", "label_accuracy", "wall_s", "iterations")
+    }
+    summary["lpips_unavailable"] = metrics["lpips_unavailable"]
+    summary["out"] = str(request.out)
+    table = Table(title=f"reconstruction → {request.out}", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, _fmt(value))
+    (stderr if as_json else stdout).print(table)
+    if as_json:
+        print(json.dumps(summary, allow_nan=False))
+
+
+@app.command()
+def models(
+    dataset: Annotated[str, typer.Option(help="Dataset whose image shape to use.")] = "cifar10",
+    as_json: JsonFlag = False,
+) -> None:
+    """List the registered models with their parameter counts on a dataset."""
+    from fedsim.data import get_dataset_spec
+    from fedsim.models import ModelSpec, build_model, count_parameters, model_names
+
+    spec = get_dataset_spec(dataset)
+    counts = {
+        name: {
+            "parameters": count_parameters(
+                build_model(ModelSpec(name, spec.num_classes, spec.image_shape))
+            )
+        }
+        for name in model_names()
+    }
+    _listing(f"models on {dataset} {spec.image_shape}", counts, as_json)
+
+
+@app.command(name="attacks")
+def list_attacks(as_json: JsonFlag = False) -> None:
+    """List the attack presets."""
+    from attacks import ATTACK_DESCRIPTIONS, PRESETS
+
+    rows = {
+        name: {"description": ATTACK_DESCRIPTIONS[name], **cfg.model_dump(exclude={"name"})}
+        for name, cfg in PRESETS.items()
+    }
+    shown = ("description", "objective", "optimizer", "iterations", "label_strategy")
+    _listing("attacks", rows, as_json, columns=shown)
+
+
+@app.command()
+def datasets(as_json: JsonFlag = False) -> None:
+    """List the named datasets and where each is resolved from."""
+    from fedsim.data import dataset_names, get_dataset_spec
+
+    rows = {}
+    for name in dataset_names():
+        spec = get_dataset_spec(name)
+        rows[name] = {
+            "hf_id": spec.hf_id,
+            "image_shape": list(spec.image_shape),
+            "num_classes": spec.num_classes,
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+        }
+    _listing("datasets", rows, as_json)
+
+
+def _listing(
+    title: str, rows: dict[str, dict], as_json: bool, columns: tuple[str, ...] = ()
+) -> None:
+    if as_json:
+        print(json.dumps(rows))
+        return
+    columns = columns or tuple(next(iter(rows.values())))
+    table = Table(title=title)
+    table.add_column("name")
+    for column in columns:
+        table.add_column(column)
+    for name, row in rows.items():
+        table.add_row(name, *(_fmt(row[c]) for c in columns))
+    stdout.print(table)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn user mistakes into one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="fedleak", standalone_mode=False)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except click.ClickException as error:
+        _fail(error.format_message())
+    except FedleakError as error:
+        _fail(str(error))
+    except ValidationError as error:
+        _fail(_validation_line(error))
+
+
+def _validation_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"invalid {field} {first.get('input')!r}: {first['msg']}"
+
+
+def _fail(message: str) -> None:
+    print(f"fedleak: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,66 @@
+"""Write an attack's run folder: grid PNG, metrics, config; ground truth kept in its own file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from apps.scoring import Scores
+from attacks.reconstruction import Reconstruction
+from fedsim.ground_truth import GroundTruth
+from fedsim.observation import Observation
+
+OBSERVATION_FILE = "observation.safetensors"
+GROUND_TRUTH_FILE = "ground_truth.safetensors"
+RECONSTRUCTION_FILE = "reconstruction.safetensors"
+GRID_FILE = "grid.png"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.json"
+
+
+def comparison_grid(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """One image: originals in the top row, their paired reconstructions below, pixels in [0, 1]."""
+    upscale = max(1, 64 // originals.shape[-1])
+    rows = torch.cat([originals, reconstructions]).repeat_interleave(upscale, -1)
+    return make_grid(rows.repeat_interleave(upscale, -2), nrow=len(originals), padding=2)
+
+
+def write_attack_report(
+    out: Path,
+    *,
+    config: dict,
+    observation: Observation,
+    truth: GroundTruth,
+    reconstruction: Reconstruction,
+    scores: Scores,
+) -> dict:
+    """Save every stage of one attack under ``out`` and return the metrics written."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / CONFIG_FILE, config)
+    observation.save(out / OBSERVATION_FILE)
+    truth.save(out / GROUND_TRUTH_FILE)
+    reconstruction.save(out / RECONSTRUCTION_FILE)
+    paired = reconstruction.images[list(scores.pairing)]
+    save_image(comparison_grid(truth.images, paired), out / GRID_FILE)
+    metrics = {
+        **scores.summary(),
+        "per_image": scores.per_image(),
+        "true_labels": truth.labels.tolist(),
+        "recovered_labels": reconstruction.labels.tolist(),
+        "gradient_distance": reconstruction.gradient_distance,
+        "restart_distances": list(reconstruction.restart_distances),
+        "wall_s": reconstruction.wall_s,
+        "iterations": reconstruction.iterations,
+        "history": list(reconstruction.history),
+    }
+    _write_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)

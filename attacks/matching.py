@@ -1,0 +1,60 @@
+"""The gradient-matching objective: how well a dummy batch explains an observed update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, replace_all_batch_norm_modules_
+
+from attacks.config import AttackConfig
+from attacks.objectives import OBJECTIVES
+from attacks.priors import total_variation
+from fedsim.models import build_model
+from fedsim.observation import Observation
+
+Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(dummy images, soft labels) of one restart → (loss with priors, gradient distance alone)."""
+
+
+def attacker_model(observation: Observation) -> nn.Module:
+    """The architecture the server knows, in the mode the client trained in, frozen."""
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    model.train(observation.train_mode)
+    if observation.train_mode:
+        # Train-mode batch norm normalises by batch statistics; dropping the running buffers
+        # keeps the forward identical and free of in-place updates, which vmap forbids.
+        replace_all_batch_norm_modules_(model)
+    return model.requires_grad_(False)
+
+
+def gradient_matching_objective(
+    observation: Observation, config: AttackConfig, device: torch.device
+) -> Objective:
+    """Build the per-restart objective: gradient distance to the observation plus priors.
+
+    Images are in the model's normalised input space; soft labels are (batch, classes)
+    probabilities (one-hot when the labels are fixed).
+    """
+    model = attacker_model(observation).to(device)
+    names = observation.parameter_names()
+    params = {n: observation.global_state[n].to(device) for n in names}
+    buffers = {n: observation.global_state[n].to(device) for n, _ in model.named_buffers()}
+    observed = observation.gradient()
+    target = [observed[n].to(device) for n in names]
+    distance = OBJECTIVES[config.objective]
+
+    def objective(
+        dummy: torch.Tensor, soft_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        def training_loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+            logits = functional_call(model, (p, buffers), (dummy,))
+            return nn.functional.cross_entropy(logits, soft_labels)
+
+        dummy_grad = grad(training_loss)(params)
+        gap = distance([dummy_grad[n] for n in names], target)
+        return gap + config.tv_weight * total_variation(dummy), gap
+
+    return objective

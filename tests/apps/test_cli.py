@@ -1,0 +1,98 @@
+"""The fedleak command line: listings, an attack end to end, and one-line errors for mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.cli import main
+from fedsim.ground_truth import GroundTruth
+from fedsim.observation import Observation
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_models_json_lists_parameter_counts(capsys) -> None:
+    code, out, _ = run_cli(["models", "--dataset", "cifar10", "--json"], capsys)
+
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert code == 0
+    assert counts["convnet64"] == {"parameters": 2_904_970}
+    assert counts["resnet18"] == {"parameters": 11_173_962}
+    assert set(counts) == {"lenet", "convnet64", "resnet18", "mlp", "vit-small"}
+
+
+@pytest.mark.parametrize(("command", "expected"), [("attacks", {"dlg", "idlg", "ig"})])
+def test_listings(command: str, expected: set[str], capsys) -> None:
+    code, out, _ = run_cli([command, "--json"], capsys)
+
+    assert code == 0
+    assert set(json.loads(out)) == expected
+
+
+def test_datasets_listing(capsys) -> None:
+    code, out, _ = run_cli(["datasets", "--json"], capsys)
+
+    assert code == 0
+    assert json.loads(out)["cifar10"]["image_shape"] == [3, 32, 32]
+
+
+def test_attack_end_to_end_writes_its_run_folder(data_dir, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["attack", "--dataset", "mnist", "--index", "3", "--model", "lenet", "--attack", "ig"]
+    args += ["--iterations", "300", "--labels", "idlg", "--out", str(out), "--json"]
+
+    code, stdout, _ = run_cli(args, capsys)
+
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert set(result) >= {"psnr", "ssim", "lpips", "st_lpips", "label_accuracy", "wall_s"}
+    assert result["iterations"] == 300 and result["out"] == str(out)
+    assert result["label_accuracy"] == 1.0
+    assert result["psnr"] > 9  # a uniform random guess scores about 6 dB
+    assert result["lpips"] is None or result["lpips"] >= 0
+    for name in ("grid.png", "metrics.json", "config.json", "reconstruction.safetensors"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 0 and config["versions"]["torch"]
+    assert config["threat_model"]["labels_granted"] is False
+    observation = Observation.load(out / "observation.safetensors")
+    assert observation.labels is None
+    truth = GroundTruth.load(out / "ground_truth.safetensors")
+    assert truth.indices == (3,)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--dataset", "imagenet42"], "imagenet42"),
+        (["--model", "alexnet"], "alexnet"),
+        (["--attack", "magic"], "magic"),
+        (["--index", "10000"], "10000"),
+        (["--index", "3,x"], "3,x"),
+        (["--iterations", "-5"], "-5"),
+        (["--labels", "psychic"], "psychic"),
+        (["--dropout", "0.5"], "dropout"),
+        (["--device", "tpu"], "tpu"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(
+    args: list[str], named: str, data_dir, tmp_path: Path, capsys
+) -> None:
+    base = ["attack", "--dataset", "mnist", "--model", "lenet", "--iterations", "1"]
+    code, stdout, stderr = run_cli([*base, "--out", str(tmp_path / "run"), *args], capsys)
+
+    lines = stderr.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and named in lines[0]
+    assert "Traceback" not in stderr and stdout == ""
