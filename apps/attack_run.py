@@ -30,7 +30,7 @@ class AttackRequest(BaseModel):
     indices: tuple[int, ...] = (0,)
     model: str = "convnet64"
     dropout: float = 0.0
-    attack: str = "ig"
+    attack: str = "ig-fast"
     iterations: int | None = Field(None, ge=0)
     time_budget_s: float | None = Field(None, gt=0)
     restarts: int | None = Field(None, ge=1)

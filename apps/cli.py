@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +51,7 @@ def attack(
     index: Annotated[str, typer.Option(help="Comma-separated indices of the batch.")] = "0",
     model: Annotated[str, typer.Option(help="Model name (see `fedleak models`).")] = "convnet64",
     dropout: Annotated[float, typer.Option(help="Dropout rate on models with dropout.")] = 0.0,
-    attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig",
+    attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
     iterations: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
     restarts: Annotated[int | None, typer.Option(help="Restarts, run as one batch.")] = None,
@@ -99,9 +101,9 @@ def demo(
     request = AttackRequest(
         dataset="cifar10",
         indices=(0, 1),
-        model="lenet",
-        attack="ig",
-        iterations=1_000,
+        model="resnet18",
+        attack="ig-fast",
+        iterations=200,
         labels="estimate",
         allow_embedded=True,
         out=out,
@@ -109,12 +111,16 @@ def demo(
     _run_and_report(request, as_json)
 
 
+def _notice(message: str) -> None:
+    stderr.print(message, soft_wrap=True, markup=False)
+
+
 def _run_and_report(request: object, as_json: bool) -> None:
     from apps.attack_run import run_attack
     from apps.progress import attack_progress
 
     with attack_progress(stderr) as progress:
-        metrics = run_attack(request, progress=progress, notice=stderr.print)
+        metrics = run_attack(request, progress=progress, notice=_notice)
     summary = {
         key: metrics[key]
         for key in ("psnr", "ssim", "lpips", "st_lpips", "label_accuracy", "wall_s", "iterations")
@@ -127,6 +133,83 @@ def _run_and_report(request: object, as_json: bool) -> None:
     (stderr if as_json else stdout).print(table)
     if as_json:
         print(json.dumps(summary, allow_nan=False))
+
+
+@app.command()
+def simulate(
+    dataset: Annotated[str, typer.Option(help="Dataset (see `fedleak datasets`).")] = "cifar10",
+    model: Annotated[str, typer.Option(help="Model name (see `fedleak models`).")] = "lenet",
+    clients: Annotated[int, typer.Option(help="Simulated clients, one partition each.")] = 8,
+    rounds: Annotated[int, typer.Option(help="FedAvg rounds.")] = 3,
+    local_steps: Annotated[int, typer.Option(help="SGD steps per client and round.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Images per local step.")] = 4,
+    lr: Annotated[float, typer.Option(help="Client learning rate (plain SGD).")] = 0.1,
+    partition: Annotated[
+        str, typer.Option(help="iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or shards:K.")
+    ] = "iid",
+    dropout: Annotated[float, typer.Option(help="Dropout rate on models with dropout.")] = 0.0,
+    train_mode: Annotated[bool, typer.Option(help="Clients train in train mode.")] = True,
+    test_images: Annotated[int, typer.Option(help="Test images for global accuracy.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed for weights, partitions and batches.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/simulate-…).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train on Flower's simulation engine and capture every client update and its batch."""
+    import logging
+
+    from fedsim.flower.simulation import SimulationConfig, run_simulation
+
+    config = SimulationConfig(
+        dataset=dataset,
+        model=model,
+        clients=clients,
+        rounds=rounds,
+        local_steps=local_steps,
+        batch_size=batch_size,
+        lr=lr,
+        partition=partition,
+        dropout=dropout,
+        train_mode=train_mode,
+        test_images=test_images,
+        seed=seed,
+        out_dir=out or _default_out("simulate"),
+    )
+    # Flower logs every round at INFO and warns that run_simulation is deprecated; the bar
+    # below says the same in one line.
+    logging.getLogger("flwr").setLevel(logging.ERROR)
+    with _round_progress(config.rounds) as on_round:
+        summary = run_simulation(config, on_round=on_round)
+    result = {key: summary.to_json()[key] for key in _SIMULATE_KEYS}
+    table = Table(title=f"simulation → {summary.run_dir}", show_header=False)
+    for key, value in {**result, "wall_s": summary.wall_s}.items():
+        table.add_row(key, _fmt(value))
+    (stderr if as_json else stdout).print(table)
+    if as_json:
+        print(json.dumps(result, allow_nan=False))
+
+
+_SIMULATE_KEYS = ("run_dir", "rounds", "clients", "observations", "accuracy")
+
+
+@contextmanager
+def _round_progress(rounds: int) -> Iterator[Callable[[int, float], None]]:
+    """A bar over the rounds; the callback runs in Flower's server thread after each round."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("[bold]simulate"),
+        BarColumn(),
+        TextColumn("round {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("accuracy {task.fields[accuracy]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr) as bar:
+        task = bar.add_task("simulate", total=rounds, accuracy="–")
+
+        def advance(server_round: int, accuracy: float) -> None:
+            bar.update(task, completed=server_round, accuracy=f"{accuracy:.3f}")
+
+        yield advance
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,7 +13,10 @@ from attacks.engine import ProgressCallback
 
 @contextmanager
 def attack_progress(console: Console) -> Iterator[ProgressCallback]:
-    """Yield a callback that advances one bar over the attack's budget (iterations or time)."""
+    """Yield a callback that advances one bar over the attack's budget (iterations or time).
+
+    The bar appears on the first step, so set-up errors print alone, as one line.
+    """
     columns = (
         TextColumn("[bold]attack"),
         BarColumn(),
@@ -22,10 +25,14 @@ def attack_progress(console: Console) -> Iterator[ProgressCallback]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("attack", total=1.0, iteration=0, distance=float("nan"))
+    with ExitStack() as stack:
+        bar: Progress | None = None
 
         def advance(fraction: float, iteration: int, distance: float) -> None:
-            bar.update(task, completed=fraction, iteration=iteration, distance=distance)
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(Progress(*columns, console=console))
+                bar.add_task("attack", total=1.0, iteration=0, distance=distance)
+            bar.update(bar.task_ids[0], completed=fraction, iteration=iteration, distance=distance)
 
         yield advance

@@ -32,7 +32,7 @@ def test_models_json_lists_parameter_counts(capsys) -> None:
     assert set(counts) == {"lenet", "convnet64", "resnet18", "mlp", "vit-small"}
 
 
-@pytest.mark.parametrize(("command", "expected"), [("attacks", {"dlg", "idlg", "ig"})])
+@pytest.mark.parametrize(("command", "expected"), [("attacks", {"dlg", "idlg", "ig", "ig-fast"})])
 def test_listings(command: str, expected: set[str], capsys) -> None:
     code, out, _ = run_cli([command, "--json"], capsys)
 
