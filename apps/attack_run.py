@@ -1,8 +1,13 @@
-"""One attack end to end: data → FedSGD observation → reconstruction → scores → run folder."""
+"""One attack end to end: observation → reconstruction → scores → run folder.
+
+The observation comes either from a FedSGD step on dataset images (``AttackRequest``) or from
+a client update that the curious server captured in a Flower run (``CaptureAttackRequest``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,38 +21,29 @@ from fedsim.data import load_dataset
 from fedsim.device import resolve_device
 from fedsim.errors import UserInputError
 from fedsim.fedsgd import fedsgd_observation
+from fedsim.flower.run_dir import ground_truth_path, observation_files, observation_path
+from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec, build_model
+from fedsim.observation import Observation
 from fedsim.provenance import provenance, seed_everything
 
+LabelChoice = Literal["given", "idlg", "estimate"]
 
-class AttackRequest(BaseModel):
-    """A validated ``fedleak attack`` on a batch of dataset images (FedSGD, one client)."""
+
+class AttackSettings(BaseModel):
+    """What every attack run sets: the preset, its budget, labels, seed, device, output."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: str = "cifar10"
-    split: Literal["train", "test"] = "test"
-    indices: tuple[int, ...] = (0,)
-    model: str = "convnet64"
-    dropout: float = 0.0
     attack: str = "ig-fast"
     iterations: int | None = Field(None, ge=0)
     time_budget_s: float | None = Field(None, gt=0)
     restarts: int | None = Field(None, ge=1)
     seed: int = 0
-    labels: Literal["given", "idlg", "estimate"] | None = None
-    train_mode: bool = False
+    labels: LabelChoice | None = None
+    assume_fedsgd: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    image_folder: Path | None = None
-    allow_embedded: bool = False
     out: Path
-
-    @field_validator("indices")
-    @classmethod
-    def _some_indices(cls, indices: tuple[int, ...]) -> tuple[int, ...]:
-        if not indices:
-            raise ValueError("at least one image index is needed")
-        return indices
 
     def attack_overrides(self) -> dict[str, object]:
         """The preset fields this request sets."""
@@ -56,8 +52,37 @@ class AttackRequest(BaseModel):
             "time_budget_s": self.time_budget_s,
             "restarts": self.restarts,
             "label_strategy": self.labels,
+            "assume_fedsgd": self.assume_fedsgd or None,
         }
         return {k: v for k, v in overrides.items() if v is not None}
+
+
+class AttackRequest(AttackSettings):
+    """Attack the FedSGD gradient one client would send for a batch of dataset images."""
+
+    dataset: str = "cifar10"
+    split: Literal["train", "test"] = "test"
+    indices: tuple[int, ...] = (0,)
+    model: str = "convnet64"
+    dropout: float = 0.0
+    train_mode: bool = False
+    image_folder: Path | None = None
+    allow_embedded: bool = False
+
+    @field_validator("indices")
+    @classmethod
+    def _some_indices(cls, indices: tuple[int, ...]) -> tuple[int, ...]:
+        if not indices:
+            raise ValueError("at least one image index is needed")
+        return indices
+
+
+class CaptureAttackRequest(AttackSettings):
+    """Attack one client's update in one round of a ``fedleak simulate`` run folder."""
+
+    run: Path
+    round: int = Field(ge=1)
+    client: int = Field(ge=0)
 
 
 def run_attack(
@@ -66,9 +91,8 @@ def run_attack(
     progress: ProgressCallback | None = None,
     notice: Callable[[str], None] = print,
 ) -> dict:
-    """Run the request, write its folder under ``request.out``, and return its metrics."""
-    attack_config = get_preset(request.attack, **request.attack_overrides())
-    device = resolve_device(request.device)
+    """Build the FedSGD observation of the request's images, attack it, write its folder."""
+    get_preset(request.attack, **request.attack_overrides())  # fail on a bad name before data
     seed_everything(request.seed)
     data = load_dataset(
         request.dataset,
@@ -92,26 +116,69 @@ def run_attack(
         grant_labels=request.labels == "given",
         indices=request.indices,
     )
-    if attack_config.label_strategy == "idlg" and len(labels) != 1:
+    source = {"data_source": data.source, "update": "FedSGD gradient of one batch"}
+    return _attack_and_report(request, observation, truth, source, progress)
+
+
+def run_capture_attack(
+    request: CaptureAttackRequest, *, progress: ProgressCallback | None = None
+) -> dict:
+    """Attack a captured client update and score it against that client's ground truth."""
+    get_preset(request.attack, **request.attack_overrides())
+    seed_everything(request.seed)
+    observation, truth = load_capture(request.run, request.round, request.client)
+    if request.labels == "given":
+        observation = replace(observation, labels=truth.labels)
+    steps = observation.local_steps
+    source = {
+        "capture": str(observation_path(request.run, request.round, request.client)),
+        "update": f"FedAvg weights after {steps} local step(s) of {observation.batch_size}",
+        "attack_replays_local_steps": steps > 1 and not request.assume_fedsgd,
+    }
+    return _attack_and_report(request, observation, truth, source, progress)
+
+
+def load_capture(run: Path, server_round: int, client: int) -> tuple[Observation, GroundTruth]:
+    """The server's observation of one client update and that client's ground truth."""
+    path = observation_path(run, server_round, client)
+    if not path.is_file():
+        captured = observation_files(run)
+        if not captured:
+            raise UserInputError(f"no captured updates in {str(run)!r}; run `fedleak simulate`")
+        rounds = sorted({int(p.parent.name.removeprefix("round-")) for p in captured})
+        clients = sorted({int(p.stem.removeprefix("client-")) for p in captured})
         raise UserInputError(
-            f"attack {request.attack!r} with idlg labels needs one image, got {len(labels)}; "
-            "use --labels estimate or --labels given"
+            f"no capture of round {server_round} client {client} in {str(run)!r}; "
+            f"valid: rounds {rounds[0]}..{rounds[-1]}, clients {clients[0]}..{clients[-1]}"
         )
-    attack = GradientInversion(attack_config, device=device, seed=request.seed, progress=progress)
+    observation = Observation.load(path)
+    return observation, GroundTruth.load(ground_truth_path(run, server_round, client))
+
+
+def _attack_and_report(
+    settings: AttackSettings,
+    observation: Observation,
+    truth: GroundTruth,
+    source: dict[str, object],
+    progress: ProgressCallback | None,
+) -> dict:
+    attack_config = get_preset(settings.attack, **settings.attack_overrides())
+    device = resolve_device(settings.device)
+    attack = GradientInversion(attack_config, device=device, seed=settings.seed, progress=progress)
     reconstruction = attack(observation)
     config = {
-        "request": request.model_dump(mode="json"),
+        "request": settings.model_dump(mode="json"),
         "attack": attack_config.model_dump(),
-        "data_source": data.source,
         "threat_model": {
-            "update": "FedSGD gradient of one batch (mean cross-entropy)",
+            **source,
             "labels_granted": observation.labels is not None,
-            "train_mode": request.train_mode,
+            "train_mode": observation.train_mode,
+            "defenses": list(observation.defenses),
         },
-        **provenance(request.seed, device),
+        **provenance(settings.seed, device),
     }
     return write_attack_report(
-        request.out,
+        settings.out,
         config=config,
         observation=observation,
         truth=truth,

@@ -44,13 +44,36 @@ def _parse_indices(text: str) -> tuple[int, ...]:
         ) from None
 
 
+_DATASET_MODE_DEFAULTS = {
+    "dataset": "cifar10",
+    "split": "test",
+    "index": "0",
+    "model": "convnet64",
+    "dropout": 0.0,
+    "train_mode": False,
+    "image_folder": None,
+}
+
+
 @app.command()
 def attack(
-    dataset: Annotated[str, typer.Option(help="Dataset (see `fedleak datasets`).")] = "cifar10",
-    split: Annotated[str, typer.Option(help="train or test.")] = "test",
-    index: Annotated[str, typer.Option(help="Comma-separated indices of the batch.")] = "0",
-    model: Annotated[str, typer.Option(help="Model name (see `fedleak models`).")] = "convnet64",
-    dropout: Annotated[float, typer.Option(help="Dropout rate on models with dropout.")] = 0.0,
+    dataset: Annotated[str | None, typer.Option(help="Dataset [cifar10].")] = None,
+    split: Annotated[str | None, typer.Option(help="train or test [test].")] = None,
+    index: Annotated[str | None, typer.Option(help="Comma-separated batch indices [0].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (`fedleak models`) [convnet64].")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout rate [0].")] = None,
+    train_mode: Annotated[
+        bool | None, typer.Option("--train-mode", help="Client computes in train mode.")
+    ] = None,
+    image_folder: Annotated[
+        Path | None, typer.Option(help="Image folder <root>/<class>/<file>, tried last.")
+    ] = None,
+    run: Annotated[Path | None, typer.Option(help="A `fedleak simulate` run folder.")] = None,
+    round_: Annotated[int | None, typer.Option("--round", help="Round of --run.")] = None,
+    client: Annotated[int | None, typer.Option(help="Client of --run.")] = None,
+    assume_fedsgd: Annotated[
+        bool, typer.Option(help="Treat a multi-step update as one gradient (naive view).")
+    ] = False,
     attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
     iterations: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
@@ -59,34 +82,55 @@ def attack(
     labels: Annotated[
         str | None, typer.Option(help="given (threat model grants them), idlg or estimate.")
     ] = None,
-    train_mode: Annotated[bool, typer.Option(help="Client computes in train mode.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    image_folder: Annotated[
-        Path | None, typer.Option(help="Image folder <root>/<class>/<file>, tried last.")
-    ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/attack-TIME).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Attack one client's FedSGD gradient of a batch of dataset images and score it."""
-    from apps.attack_run import AttackRequest
+    """Attack a client's update: of dataset images (FedSGD), or captured in a --run."""
+    from apps.attack_run import AttackRequest, CaptureAttackRequest
 
-    request = AttackRequest(
-        dataset=dataset,
-        split=split,
-        indices=_parse_indices(index),
-        model=model,
-        dropout=dropout,
-        attack=attack_name,
-        iterations=iterations,
-        time_budget_s=time_budget,
-        restarts=restarts,
-        seed=seed,
-        labels=labels,
-        train_mode=train_mode,
-        device=device,
-        image_folder=image_folder,
-        out=out or _default_out("attack"),
-    )
+    settings = {
+        "attack": attack_name,
+        "iterations": iterations,
+        "time_budget_s": time_budget,
+        "restarts": restarts,
+        "seed": seed,
+        "labels": labels,
+        "assume_fedsgd": assume_fedsgd,
+        "device": device,
+    }
+    dataset_options = {
+        "dataset": dataset,
+        "split": split,
+        "index": index,
+        "model": model,
+        "dropout": dropout,
+        "train_mode": train_mode,
+        "image_folder": image_folder,
+    }
+    if run is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in dataset_options.items() if v is not None]
+        if given:
+            verb = "does" if len(given) == 1 else "do"
+            raise FedleakError(
+                f"{', '.join(given)} {verb} not apply with --run (the capture sets it)"
+            )
+        if round_ is None or client is None:
+            raise FedleakError("--run needs --round R and --client C")
+        out = out or run / "attacks" / f"round-{round_:03d}-client-{client:03d}-{attack_name}"
+        request = CaptureAttackRequest(run=run, round=round_, client=client, out=out, **settings)
+    else:
+        if round_ is not None or client is not None:
+            raise FedleakError("--round and --client apply only with --run DIR")
+        chosen = {
+            k: v if v is not None else _DATASET_MODE_DEFAULTS[k] for k, v in dataset_options.items()
+        }
+        request = AttackRequest(
+            indices=_parse_indices(chosen.pop("index")),
+            out=out or _default_out("attack"),
+            **chosen,
+            **settings,
+        )
     _run_and_report(request, as_json)
 
 
@@ -116,11 +160,14 @@ def _notice(message: str) -> None:
 
 
 def _run_and_report(request: object, as_json: bool) -> None:
-    from apps.attack_run import run_attack
+    from apps.attack_run import CaptureAttackRequest, run_attack, run_capture_attack
     from apps.progress import attack_progress
 
     with attack_progress(stderr) as progress:
-        metrics = run_attack(request, progress=progress, notice=_notice)
+        if isinstance(request, CaptureAttackRequest):
+            metrics = run_capture_attack(request, progress=progress)
+        else:
+            metrics = run_attack(request, progress=progress, notice=_notice)
     summary = {
         key: metrics[key]
         for key in ("psnr", "ssim", "lpips", "st_lpips", "label_accuracy", "wall_s", "iterations")
@@ -157,7 +204,7 @@ def simulate(
     """Train on Flower's simulation engine and capture every client update and its batch."""
     import logging
 
-    from fedsim.flower.simulation import SimulationConfig, run_simulation
+    from fedsim.flower.simulation import SimulationConfig, check_partitions, run_simulation
 
     config = SimulationConfig(
         dataset=dataset,
@@ -174,6 +221,7 @@ def simulate(
         seed=seed,
         out_dir=out or _default_out("simulate"),
     )
+    check_partitions(config)  # a batch larger than a partition fails here, before Ray starts
     # Flower logs every round at INFO and warns that run_simulation is deprecated; the bar
     # below says the same in one line.
     logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -199,15 +247,17 @@ def _round_progress(rounds: int) -> Iterator[Callable[[int, float], None]]:
     columns = (
         TextColumn("[bold]simulate"),
         BarColumn(),
-        TextColumn("round {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[phase]}"),
         TextColumn("accuracy {task.fields[accuracy]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=stderr) as bar:
-        task = bar.add_task("simulate", total=rounds, accuracy="–")
+        # Ray's start-up and the first round show as one phase: no event marks their border.
+        task = bar.add_task("simulate", total=rounds, phase="starting, round 1", accuracy="–")
 
         def advance(server_round: int, accuracy: float) -> None:
-            bar.update(task, completed=server_round, accuracy=f"{accuracy:.3f}")
+            phase = f"round {server_round}/{rounds}"
+            bar.update(task, completed=server_round, phase=phase, accuracy=f"{accuracy:.3f}")
 
         yield advance
 

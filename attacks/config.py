@@ -24,6 +24,11 @@ class AttackConfig(BaseModel):
     iterations: int = Field(200, ge=0)
     time_budget_s: float | None = Field(None, gt=0, description="stop after this many seconds")
     restarts: int = Field(1, ge=1, description="independent trials, run as one batch")
+    assume_fedsgd: bool = Field(
+        False,
+        description="treat a multi-step update as one gradient of all its images (naive view) "
+        "instead of replaying the client's local SGD steps",
+    )
     label_strategy: Literal["auto", "given", "idlg", "estimate", "optimize"] = Field(
         "auto", description="how labels are obtained; 'optimize' searches them jointly (DLG)"
     )

@@ -106,7 +106,7 @@ class GradientInversion:
         """
         cfg = self.config
         generator = torch.Generator().manual_seed(self.seed)
-        batch, classes = observation.batch_size, observation.model.num_classes
+        batch, classes = observation.examples_seen, observation.model.num_classes
         shape = (cfg.restarts, batch, *observation.model.image_shape)
         dummy = INITIALIZERS[cfg.init](shape, generator).to(self.device)
         box.clamp_(dummy)

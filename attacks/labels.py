@@ -40,9 +40,10 @@ def given_labels(observation: Observation) -> torch.Tensor:
 
 def idlg_label(observation: Observation) -> torch.Tensor:
     """The one label of a batch of 1: the class whose gradient sign differs from all others."""
-    if observation.batch_size != 1:
+    if observation.examples_seen != 1:
         raise UserInputError(
-            f"label strategy 'idlg' needs batch size 1, got {observation.batch_size}; use estimate"
+            f"label strategy 'idlg' needs one image, the update saw {observation.examples_seen}; "
+            "use estimate"
         )
     weight, bias = last_layer_gradient(observation)
     if bias is not None:
@@ -60,7 +61,7 @@ def estimate_labels(observation: Observation) -> torch.Tensor:
     """Count the labels of a batch from the per-class sums of the last layer's gradient."""
     weight, bias = last_layer_gradient(observation)
     signal = (bias if bias is not None else weight.sum(dim=1)).double().clone()
-    size = observation.batch_size
+    size = observation.examples_seen
     negative = signal < 0
     impact = signal[negative].sum() / size if negative.any() else -signal.abs().mean()
     chosen = signal.argsort()[: min(int(negative.sum()), size)].tolist()
@@ -76,7 +77,9 @@ def auto_labels(observation: Observation) -> torch.Tensor:
     """Given labels if granted, else iDLG for a single image, else the batch estimate."""
     if observation.labels is not None:
         return given_labels(observation)
-    return idlg_label(observation) if observation.batch_size == 1 else estimate_labels(observation)
+    return (
+        idlg_label(observation) if observation.examples_seen == 1 else estimate_labels(observation)
+    )
 
 
 LABEL_STRATEGIES: dict[str, LabelStrategy] = {

@@ -33,10 +33,12 @@ def attacker_model(observation: Observation) -> nn.Module:
 def gradient_matching_objective(
     observation: Observation, config: AttackConfig, device: torch.device
 ) -> Objective:
-    """Build the per-restart objective: gradient distance to the observation plus priors.
+    """Build the per-restart objective: update distance to the observation plus priors.
 
-    Images are in the model's normalised input space; soft labels are (batch, classes)
-    probabilities (one-hot when the labels are fixed).
+    Images are in the model's normalised input space, ``examples_seen`` of them in step order;
+    soft labels are (images, classes) probabilities (one-hot when the labels are fixed). With
+    several local steps the client's SGD is replayed on the dummy batch from the known lr,
+    steps and batch size, unless ``config.assume_fedsgd`` asks for the naive one-gradient view.
     """
     model = attacker_model(observation).to(device)
     names = observation.parameter_names()
@@ -45,16 +47,31 @@ def gradient_matching_objective(
     observed = observation.gradient()
     target = [observed[n].to(device) for n in names]
     distance = OBJECTIVES[config.objective]
+    steps = 1 if config.assume_fedsgd else observation.local_steps
+    step_size, lr = observation.examples_seen // steps, observation.lr
+
+    def training_loss(
+        p: dict[str, torch.Tensor], images: torch.Tensor, soft_labels: torch.Tensor
+    ) -> torch.Tensor:
+        logits = functional_call(model, (p, buffers), (images,))
+        return nn.functional.cross_entropy(logits, soft_labels)
+
+    def client_update(dummy: torch.Tensor, soft_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(global − weights after the local steps)/lr on the dummy batch."""
+        current = params
+        for step in range(steps):
+            chunk = slice(step * step_size, (step + 1) * step_size)
+            step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk])
+            if steps == 1:
+                return step_grad
+            current = {n: current[n] - lr * step_grad[n] for n in names}
+        return {n: (params[n] - current[n]) / lr for n in names}
 
     def objective(
         dummy: torch.Tensor, soft_labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        def training_loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits = functional_call(model, (p, buffers), (dummy,))
-            return nn.functional.cross_entropy(logits, soft_labels)
-
-        dummy_grad = grad(training_loss)(params)
-        gap = distance([dummy_grad[n] for n in names], target)
+        update = client_update(dummy, soft_labels)
+        gap = distance([update[n] for n in names], target)
         return gap + config.tv_weight * total_variation(dummy), gap
 
     return objective

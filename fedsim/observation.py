@@ -48,8 +48,13 @@ class Observation:
         """Names of the trainable parameters, in the order the update lists them."""
         return list(self.client_update)
 
+    @property
+    def examples_seen(self) -> int:
+        """Images behind the update: ``batch_size`` fresh images per local step."""
+        return self.local_steps * self.batch_size
+
     def gradient(self) -> dict[str, torch.Tensor]:
-        """The parameter gradient: as sent, or (global − returned)/lr for one-step weights."""
+        """The gradient as sent, or (global − returned)/lr: the sum of the local steps' grads."""
         if self.update_kind == "gradient":
             return self.client_update
         return {

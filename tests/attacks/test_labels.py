@@ -30,7 +30,7 @@ def test_idlg_reads_weight_only_heads_whatever_the_feature_sign(synthetic_observ
 def test_idlg_refuses_batches(synthetic_observation) -> None:
     observation, _ = synthetic_observation("lenet", [1, 2])
 
-    with pytest.raises(UserInputError, match="batch size 1"):
+    with pytest.raises(UserInputError, match="needs one image"):
         idlg_label(observation)
 
 

@@ -1,0 +1,60 @@
+"""The honest-but-curious server's record: one Observation per client update it receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fedsim.data import DatasetSpec
+from fedsim.flower.run_dir import observation_path
+from fedsim.models import ModelSpec
+from fedsim.observation import Observation
+
+
+@dataclass(frozen=True)
+class ObservationRecorder:
+    """Turns what the server sent and got back into an Observation file per round and client.
+
+    ``parameter_names`` are the model's trainable parameters, in ``named_parameters()`` order:
+    the update keeps those. Buffers a client returns (BatchNorm running statistics) are left
+    out of the Observation; FedAvg still averages them into the next global model, and the
+    global buffers the server sent are part of ``global_state``.
+    """
+
+    run_dir: Path
+    model: ModelSpec
+    dataset: DatasetSpec
+    parameter_names: tuple[str, ...]
+    lr: float
+    local_steps: int
+    batch_size: int
+    train_mode: bool
+
+    def record(
+        self,
+        server_round: int,
+        client: int,
+        global_state: dict[str, torch.Tensor],
+        returned_state: dict[str, torch.Tensor],
+        num_examples: int,
+    ) -> Observation:
+        """Build the Observation of one reply and save it under the run folder."""
+        observation = Observation(
+            model=self.model,
+            dataset=self.dataset.name,
+            mean=tuple(self.dataset.mean),
+            std=tuple(self.dataset.std),
+            global_state=global_state,
+            client_update={name: returned_state[name] for name in self.parameter_names},
+            update_kind="weights",
+            lr=self.lr,
+            local_steps=self.local_steps,
+            batch_size=self.batch_size,
+            num_examples=num_examples,
+            train_mode=self.train_mode,
+            context={"round": server_round, "client": client},
+        )
+        observation.save(observation_path(self.run_dir, server_round, client))
+        return observation

@@ -1,0 +1,104 @@
+"""The validated configuration of one federated run, and its form as Flower run-config keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fedsim.data import DatasetSpec, get_dataset_spec
+from fedsim.errors import UnknownNameError, UserInputError
+from fedsim.flower.partitions import parse_partition
+from fedsim.models import ModelSpec, has_dropout, model_names
+
+# SimulationConfig field → key in pyproject's [tool.flwr.app.config] and `flwr run -c`.
+RUN_CONFIG_KEYS = {
+    "dataset": "dataset",
+    "model": "model",
+    "rounds": "num-rounds",
+    "local_steps": "local-steps",
+    "batch_size": "batch-size",
+    "lr": "lr",
+    "partition": "partition",
+    "dropout": "dropout",
+    "train_mode": "train-mode",
+    "test_images": "test-images",
+    "seed": "seed",
+    "out_dir": "out-dir",
+}
+
+
+class SimulationConfig(BaseModel):
+    """One federated run: data, model, partitioning, local training, evaluation, run folder.
+
+    Every client runs ``local_steps`` plain SGD steps (mean cross-entropy, no momentum) at
+    learning rate ``lr`` on batches of ``batch_size`` images of its partition, in train mode
+    unless ``train_mode`` is False. Global accuracy uses the first ``test_images`` test images.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = "cifar10"
+    model: str = "lenet"
+    clients: int = Field(8, ge=1)
+    rounds: int = Field(3, ge=1)
+    local_steps: int = Field(1, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    partition: str = "iid"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    train_mode: bool = True
+    test_images: int = Field(500, ge=1)
+    seed: int = 0
+    out_dir: Path = Path("runs/simulate")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        get_dataset_spec(name)  # raises UnknownNameError with the valid names
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in model_names():
+            raise UnknownNameError("model", name, model_names())
+        return name
+
+    @field_validator("partition")
+    @classmethod
+    def _known_partition(cls, text: str) -> str:
+        return str(parse_partition(text))
+
+    @model_validator(mode="after")
+    def _dropout_applies(self) -> SimulationConfig:
+        if self.dropout > 0 and not has_dropout(self.model):
+            with_dropout = ", ".join(name for name in model_names() if has_dropout(name))
+            raise UserInputError(
+                f"model {self.model!r} has no dropout layers, so dropout={self.dropout} "
+                f"cannot apply; models with dropout: {with_dropout}"
+            )
+        return self
+
+    def dataset_spec(self) -> DatasetSpec:
+        """The registry entry of ``dataset``."""
+        return get_dataset_spec(self.dataset)
+
+    def model_spec(self) -> ModelSpec:
+        """The registry model every client and the server build."""
+        spec = self.dataset_spec()
+        return ModelSpec(self.model, spec.num_classes, spec.image_shape, self.dropout)
+
+    def to_run_config(self) -> dict[str, int | float | str | bool]:
+        """The run as Flower run-config keys (``num-rounds``, ``batch-size``, ...)."""
+        values = self.model_dump(mode="json")
+        return {key: values[field] for field, key in RUN_CONFIG_KEYS.items()}
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, object], clients: int) -> SimulationConfig:
+        """Read a Flower run config; keys it lacks keep their defaults, unknown keys are ignored."""
+        values = {
+            field: run_config[key] for field, key in RUN_CONFIG_KEYS.items() if key in run_config
+        }
+        return cls(clients=clients, **values)

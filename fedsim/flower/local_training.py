@@ -1,0 +1,60 @@
+"""A client's local training: which images each step uses, and plain SGD steps on them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedsim.data import DatasetSpec, normalize
+
+
+def step_indices(
+    partition: np.ndarray,
+    *,
+    local_steps: int,
+    batch_size: int,
+    seed: int,
+    server_round: int,
+    partition_id: int,
+) -> list[list[int]]:
+    """Dataset indices of each local step's batch, drawn from ``partition`` without replacement.
+
+    The partition is shuffled by a generator seeded with (seed, round, partition id) and cut
+    into consecutive batches; when the steps need more images than the partition holds, a
+    fresh shuffle follows, like a new epoch.
+    """
+    rng = np.random.default_rng([seed, server_round, partition_id])
+    needed = local_steps * batch_size
+    order: list[int] = []
+    while len(order) < needed:
+        order += rng.permutation(partition).tolist()
+    return [order[step * batch_size : (step + 1) * batch_size] for step in range(local_steps)]
+
+
+def dropout_seed(seed: int, server_round: int, partition_id: int) -> int:
+    """Seed for torch's RNG during one client's local steps, so dropout masks are reproducible."""
+    return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
+
+
+def sgd_steps(
+    model: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    dataset: DatasetSpec,
+    *,
+    lr: float,
+    train_mode: bool,
+) -> list[float]:
+    """One plain SGD step (mean cross-entropy) per batch of [0, 1] pixels; return the losses."""
+    model.train(train_mode)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for images, labels in batches:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(normalize(images, dataset)), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses

@@ -1,0 +1,150 @@
+"""The ServerApp: FedAvg over every client, each update recorded, global accuracy per round.
+
+``flwr run .`` loads ``app`` (settings from the run config; the number of clients from the
+run config's ``num-clients``, or, when that is 0, every SuperNode connected once their count
+holds steady); :func:`build_server_app` makes one bound to a :class:`SimulationConfig`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from logging import INFO
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore import log
+
+from fedsim.errors import FedleakError
+from fedsim.flower.capture import ObservationRecorder
+from fedsim.flower.config import SimulationConfig
+from fedsim.flower.evaluation import GlobalEvaluator
+from fedsim.flower.partitions import client_partitions, train_split
+from fedsim.flower.records import to_array_record, to_state_dict
+from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE, write_json
+from fedsim.flower.strategy import CuriousFedAvg
+from fedsim.models import build_model
+from fedsim.provenance import provenance, seed_everything
+
+RoundCallback = Callable[[int, float], None]
+"""Called after each round with the round number and the global test accuracy in [0, 1]."""
+
+_SETTLE_S = 3.0
+_CONNECT_TIMEOUT_S = 600.0
+
+
+def build_server_app(
+    config: SimulationConfig | None = None, on_round: RoundCallback | None = None
+) -> ServerApp:
+    """A ServerApp bound to ``config``, or reading the run config when None."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run = config or _config_from_run_config(grid, context)
+        serve(grid, run, on_round)
+
+    return app
+
+
+def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = None) -> list[float]:
+    """Run ``run.rounds`` rounds of CuriousFedAvg; return the global accuracy after each."""
+    seed_everything(run.seed)
+    model = build_model(run.model_spec())
+    _write_run_record(run)
+    recorder = ObservationRecorder(
+        run_dir=run.out_dir,
+        model=run.model_spec(),
+        dataset=run.dataset_spec(),
+        parameter_names=tuple(name for name, p in model.named_parameters() if p.requires_grad),
+        lr=run.lr,
+        local_steps=run.local_steps,
+        batch_size=run.batch_size,
+        train_mode=run.train_mode,
+    )
+    evaluator = GlobalEvaluator(build_model(run.model_spec()), run.dataset_spec(), run.test_images)
+    history: dict[int, float] = {}
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        history[server_round] = evaluator.accuracy(to_state_dict(arrays))
+        write_json(
+            run.out_dir / ACCURACY_FILE,
+            {
+                "test_images": len(evaluator.labels),
+                "initial": history[0],
+                "rounds": [r for r in history if r > 0],
+                "accuracy": [a for r, a in history.items() if r > 0],
+            },
+        )
+        if on_round and server_round > 0:
+            on_round(server_round, history[server_round])
+        return MetricRecord({"accuracy": history[server_round]})
+
+    CuriousFedAvg(recorder, num_clients=run.clients).start(
+        grid=grid,
+        initial_arrays=to_array_record(model.state_dict()),
+        num_rounds=run.rounds,
+        train_config=ConfigRecord(
+            {"lr": run.lr, "local-steps": run.local_steps, "batch-size": run.batch_size}
+        ),
+        evaluate_fn=evaluate,
+    )
+    return [history[r] for r in range(1, run.rounds + 1)]
+
+
+def _write_run_record(run: SimulationConfig) -> None:
+    """config.json (run, seed, versions, commit) and partitions.json, before round 1."""
+    data = train_split(run.dataset)
+    labels = data.labels().numpy()
+    partitions = client_partitions(run.dataset, run.partition, run.clients, run.seed)
+    write_json(
+        run.out_dir / CONFIG_FILE,
+        {
+            "config": run.model_dump(mode="json"),
+            "run_config": run.to_run_config(),
+            "data_source": data.source,
+            "update": "weights after local SGD steps (FedAvg); observations keep parameters",
+            **provenance(run.seed, torch.device("cpu")),
+        },
+    )
+    write_json(
+        run.out_dir / PARTITIONS_FILE,
+        {
+            "partition": run.partition,
+            "clients": [
+                {
+                    "client": client,
+                    "size": len(rows),
+                    "label_counts": np.bincount(
+                        labels[rows], minlength=run.dataset_spec().num_classes
+                    ).tolist(),
+                }
+                for client, rows in enumerate(partitions)
+            ],
+        },
+    )
+
+
+def _config_from_run_config(grid: Grid, context: Context) -> SimulationConfig:
+    clients = int(context.run_config.get("num-clients", 0)) or _wait_for_clients(grid)
+    return SimulationConfig.from_run_config(context.run_config, clients)
+
+
+def _wait_for_clients(grid: Grid) -> int:
+    """Count the connected SuperNodes once the count has held steady for a few seconds."""
+    deadline = time.monotonic() + _CONNECT_TIMEOUT_S
+    count, steady_since = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        now = len(list(grid.get_node_ids()))
+        if now != count:
+            count, steady_since = now, time.monotonic()
+        elif count and time.monotonic() - steady_since >= _SETTLE_S:
+            log(INFO, "fedleak: %d SuperNodes connected; one client each", count)
+            return count
+        time.sleep(0.2)
+    raise FedleakError(f"no SuperNode connected within {_CONNECT_TIMEOUT_S:.0f} s")
+
+
+app = build_server_app()

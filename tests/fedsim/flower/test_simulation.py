@@ -1,0 +1,197 @@
+"""A real Flower simulation (Ray): what the server captured is exactly what the clients sent.
+
+One small run (MNIST, LeNet, 3 clients × 2 rounds, one local step) through ``fedleak simulate``
+serves all checks; bad configurations are refused before Ray starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from apps.cli import main
+from fedsim.data import DATA_DIR_ENV, get_dataset_spec, normalize
+from fedsim.fedsgd import client_gradient
+from fedsim.flower.local_training import dropout_seed, sgd_steps
+from fedsim.flower.run_dir import (
+    ACCURACY_FILE,
+    CONFIG_FILE,
+    PARTITIONS_FILE,
+    ground_truth_path,
+    observation_files,
+    observation_path,
+)
+from fedsim.ground_truth import GroundTruth
+from fedsim.models import build_model
+from fedsim.observation import Observation
+
+CLIENTS, ROUNDS, BATCH, LR, SEED = 3, 2, 2, 0.1, 7
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exit_:
+            code = exit_.code or 0
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    if not os.environ.get(DATA_DIR_ENV):
+        pytest.skip("FEDLEAK_DATA_DIR is not set; point it at the offline datasets (shared/data)")
+    run_dir = tmp_path_factory.mktemp("sim") / "run"
+    args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", str(CLIENTS)]
+    args += ["--rounds", str(ROUNDS), "--local-steps", "1", "--batch-size", str(BATCH)]
+    args += ["--lr", str(LR), "--partition", "dirichlet:0.5", "--seed", str(SEED)]
+    args += ["--test-images", "200", "--out", str(run_dir), "--json"]
+    code, out, err = run_cli(args)
+    assert code == 0, err
+    return run_dir, json.loads(out.strip().splitlines()[-1])
+
+
+def test_json_line_and_run_folder(run) -> None:
+    run_dir, summary = run
+
+    assert summary["run_dir"] == str(run_dir)
+    assert (summary["rounds"], summary["clients"]) == (ROUNDS, CLIENTS)
+    assert summary["observations"] == ROUNDS * CLIENTS == len(observation_files(run_dir))
+    assert len(summary["accuracy"]) == ROUNDS and all(0 <= a <= 1 for a in summary["accuracy"])
+    accuracy = json.loads((run_dir / ACCURACY_FILE).read_text())
+    assert accuracy["accuracy"] == summary["accuracy"] and accuracy["test_images"] == 200
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    assert config["seed"] == SEED and config["versions"]["flwr"]
+    assert config["run_config"]["partition"] == "dirichlet:0.5"
+    partitions = json.loads((run_dir / PARTITIONS_FILE).read_text())
+    assert sum(c["size"] for c in partitions["clients"]) == 60_000
+    for r in range(1, ROUNDS + 1):
+        for c in range(CLIENTS):
+            assert ground_truth_path(run_dir, r, c).is_file()
+
+
+def _load(run_dir: Path, server_round: int, client: int) -> tuple[Observation, GroundTruth]:
+    return (
+        Observation.load(observation_path(run_dir, server_round, client)),
+        GroundTruth.load(ground_truth_path(run_dir, server_round, client)),
+    )
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Compute as the clients did: Ray gives each client one CPU, hence one torch thread.
+
+    Conv backward sums in an order that depends on the thread count, so two threads can differ
+    from one in the last bit.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(("server_round", "client"), [(1, 0), (2, 2)])
+def test_captured_update_is_the_clients_real_update(
+    run, one_thread, server_round: int, client: int
+) -> None:
+    observation, truth = _load(run[0], server_round, client)
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    spec = get_dataset_spec(observation.dataset)
+    batches = list(
+        zip(
+            truth.images.split(observation.batch_size),
+            truth.labels.split(observation.batch_size),
+            strict=True,
+        )
+    )
+
+    torch.manual_seed(dropout_seed(SEED, server_round, client))
+    sgd_steps(model, batches, spec, lr=observation.lr, train_mode=observation.train_mode)
+
+    assert (observation.context["round"], observation.context["client"]) == (server_round, client)
+    assert len(batches) == observation.local_steps == 1
+    assert truth.images.shape == (BATCH, 1, 28, 28) and len(truth.indices) == BATCH
+    recomputed = dict(model.named_parameters())
+    assert list(observation.client_update) == list(recomputed)
+    for name, returned in observation.client_update.items():
+        assert torch.equal(returned, recomputed[name].detach()), name
+
+
+def test_one_step_update_gives_the_clients_gradient(run) -> None:
+    observation, truth = _load(run[0], 1, 1)
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    inputs = normalize(truth.images, get_dataset_spec(observation.dataset))
+
+    expected = client_gradient(model, inputs, truth.labels, train_mode=observation.train_mode)
+
+    derived = observation.gradient()
+    assert list(derived) == list(expected)
+    for name, gradient in expected.items():
+        torch.testing.assert_close(derived[name], gradient, rtol=1e-3, atol=1e-5)
+
+
+def test_next_global_model_is_the_average_of_captured_updates(run) -> None:
+    updates = [_load(run[0], 1, c)[0].client_update for c in range(CLIENTS)]
+    next_global = _load(run[0], 2, 0)[0].global_state
+
+    for name in updates[0]:
+        average = torch.stack([u[name] for u in updates]).mean(dim=0)
+        torch.testing.assert_close(next_global[name], average)
+
+
+def test_observation_files_hold_no_ground_truth(run) -> None:
+    run_dir = run[0]
+    for path in observation_files(run_dir):
+        server_round, client = int(path.parent.name[6:]), int(path.stem[7:])
+        truth = GroundTruth.load(ground_truth_path(run_dir, server_round, client))
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+            tensors = [handle.get_tensor(key) for key in keys]
+            meta = json.loads(handle.metadata()["fedleak"])
+        assert all(key.startswith(("global/", "update/")) for key in keys)
+        assert not any(t.shape in (truth.images.shape, truth.labels.shape) for t in tensors)
+        assert not {"labels", "indices", "images"} & set(meta)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--clients", "0"], "clients"),
+        (["--partition", "zipf"], "zipf"),
+        (["--rounds", "0"], "rounds"),
+        (["--lr", "0"], "lr"),
+        (["--model", "alexnet"], "alexnet"),
+        (["--model", "lenet", "--dropout", "0.5"], "dropout"),
+    ],
+)
+def test_bad_configuration_fails_early_with_one_line(args: list[str], named: str, tmp_path) -> None:
+    code, _, err = run_cli(["simulate", *args, "--out", str(tmp_path / "run")])
+
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and named in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_larger_than_a_partition_fails_before_ray_starts(data_dir, tmp_path) -> None:
+    args = ["simulate", "--dataset", "mnist", "--clients", "1000", "--batch-size", "100"]
+
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "run")])
+
+    assert code == 2
+    assert err.strip() == (
+        "fedleak: error: batch size 100 is larger than the smallest partition (60 images, "
+        "client 0 of 1000 with iid); use --batch-size ≤ 60 or fewer clients"
+    )
+    assert not (tmp_path / "run").exists()
