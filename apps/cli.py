@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -17,6 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fedsim.errors import FedleakError
+
+if TYPE_CHECKING:
+    from fedsim.flower.simulation import SimulationConfig
 
 app = typer.Typer(
     name="fedleak",
@@ -136,21 +139,33 @@ def attack(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option(help="Demo folder.")] = Path("runs/demo"),
     as_json: JsonFlag = False,
 ) -> None:
-    """Attack a small CIFAR-10 batch end to end (offline: foolbox's sample images)."""
-    from apps.attack_run import AttackRequest
+    """The main job end to end: a short Flower run, an attack on a captured update, a report."""
+    from apps.attack_run import CaptureAttackRequest
+    from fedsim.flower.simulation import SimulationConfig
 
-    request = AttackRequest(
+    config = SimulationConfig(
         dataset="cifar10",
-        indices=(0, 1),
         model="resnet18",
-        attack="ig-fast",
-        iterations=200,
-        labels="estimate",
+        clients=4,
+        rounds=2,
+        local_steps=1,
+        batch_size=2,
+        lr=0.1,
+        # Eval-mode clients: BatchNorm on running statistics. Train-mode BatchNorm (batch
+        # statistics) currently defeats the attack; see README, "Known limits".
+        train_mode=False,
         allow_embedded=True,
-        out=out,
+        out_dir=out / "simulation",
+    )
+    source = config.train_data().source
+    if source.startswith("embedded"):
+        _notice(f"no cifar10 data found locally or online; using {source}")
+    _simulate(config, as_json=True)
+    request = CaptureAttackRequest(
+        run=config.out_dir, round=1, client=0, attack="ig-fast", out=out / "attack"
     )
     _run_and_report(request, as_json)
 
@@ -202,9 +217,7 @@ def simulate(
     as_json: JsonFlag = False,
 ) -> None:
     """Train on Flower's simulation engine and capture every client update and its batch."""
-    import logging
-
-    from fedsim.flower.simulation import SimulationConfig, check_partitions, run_simulation
+    from fedsim.flower.simulation import SimulationConfig
 
     config = SimulationConfig(
         dataset=dataset,
@@ -221,6 +234,17 @@ def simulate(
         seed=seed,
         out_dir=out or _default_out("simulate"),
     )
+    result = _simulate(config, as_json)
+    if as_json:
+        print(json.dumps(result, allow_nan=False))
+
+
+def _simulate(config: SimulationConfig, as_json: bool) -> dict:
+    """Run the simulation with a round bar, print its summary, return the JSON summary."""
+    import logging
+
+    from fedsim.flower.simulation import check_partitions, run_simulation
+
     check_partitions(config)  # a batch larger than a partition fails here, before Ray starts
     # Flower logs every round at INFO and warns that run_simulation is deprecated; the bar
     # below says the same in one line.
@@ -232,8 +256,7 @@ def simulate(
     for key, value in {**result, "wall_s": summary.wall_s}.items():
         table.add_row(key, _fmt(value))
     (stderr if as_json else stdout).print(table)
-    if as_json:
-        print(json.dumps(result, allow_nan=False))
+    return result
 
 
 _SIMULATE_KEYS = ("run_dir", "rounds", "clients", "observations", "accuracy")

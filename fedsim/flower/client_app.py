@@ -15,7 +15,6 @@ from flwr.clientapp import ClientApp
 from fedsim.errors import UserInputError
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.local_training import dropout_seed, sgd_steps, step_indices
-from fedsim.flower.partitions import client_partitions, train_split
 from fedsim.flower.records import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -50,8 +49,8 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     server_round = int(sent["server-round"])
     lr, batch_size = float(sent["lr"]), int(sent["batch-size"])
     local_steps = int(sent["local-steps"])
-    data = train_split(run.dataset)
-    partition = client_partitions(run.dataset, run.partition, run.clients, run.seed)[partition_id]
+    data = run.train_data()
+    partition = run.partitions()[partition_id]
     steps = step_indices(
         partition,
         local_steps=local_steps,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fedsim.data import DatasetSpec, get_dataset_spec
+from fedsim.data import DatasetSpec, ImageDataset, get_dataset_spec
 from fedsim.errors import UnknownNameError, UserInputError
-from fedsim.flower.partitions import parse_partition
+from fedsim.flower.partitions import client_partitions, parse_partition, train_split
 from fedsim.models import ModelSpec, has_dropout, model_names
 
 # SimulationConfig field → key in pyproject's [tool.flwr.app.config] and `flwr run -c`.
@@ -24,6 +25,7 @@ RUN_CONFIG_KEYS = {
     "dropout": "dropout",
     "train_mode": "train-mode",
     "test_images": "test-images",
+    "allow_embedded": "allow-embedded",
     "seed": "seed",
     "out_dir": "out-dir",
 }
@@ -50,6 +52,7 @@ class SimulationConfig(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     train_mode: bool = True
     test_images: int = Field(500, ge=1)
+    allow_embedded: bool = False  # offline fallback: foolbox's 20 sample images, both splits
     seed: int = 0
     out_dir: Path = Path("runs/simulate")
 
@@ -89,6 +92,16 @@ class SimulationConfig(BaseModel):
         """The registry model every client and the server build."""
         spec = self.dataset_spec()
         return ModelSpec(self.model, spec.num_classes, spec.image_shape, self.dropout)
+
+    def train_data(self) -> ImageDataset:
+        """The train split the clients draw their partitions from (loaded once per process)."""
+        return train_split(self.dataset, self.allow_embedded)
+
+    def partitions(self) -> tuple[np.ndarray, ...]:
+        """Train-split row indices of every client's partition."""
+        return client_partitions(
+            self.dataset, self.partition, self.clients, self.seed, self.allow_embedded
+        )
 
     def to_run_config(self) -> dict[str, int | float | str | bool]:
         """The run as Flower run-config keys (``num-rounds``, ``batch-size``, ...)."""

@@ -11,8 +11,10 @@ from fedsim.data import DatasetSpec, load_dataset, normalize
 class GlobalEvaluator:
     """Accuracy of a model state on the first ``num_images`` test images (decoded once)."""
 
-    def __init__(self, model: nn.Module, dataset: DatasetSpec, num_images: int) -> None:
-        test = load_dataset(dataset.name, "test")
+    def __init__(
+        self, model: nn.Module, dataset: DatasetSpec, num_images: int, allow_embedded: bool = False
+    ) -> None:
+        test = load_dataset(dataset.name, "test", allow_embedded=allow_embedded)
         images, self.labels = test.images(range(min(num_images, len(test))))
         self.inputs = normalize(images, dataset)
         self.model = model

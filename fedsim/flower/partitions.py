@@ -104,15 +104,18 @@ def _partitioner(scheme: PartitionScheme, num_partitions: int, seed: int) -> Par
 
 
 @lru_cache(maxsize=2)
-def train_split(dataset: str) -> ImageDataset:
-    """The dataset's train split, loaded once per process (each client process has its own)."""
-    return load_dataset(dataset, "train")
+def train_split(dataset: str, allow_embedded: bool = False) -> ImageDataset:
+    """The dataset's train split, loaded once per process (each client process has its own).
+
+    ``allow_embedded`` lets an offline machine fall back to foolbox's sample images.
+    """
+    return load_dataset(dataset, "train", allow_embedded=allow_embedded)
 
 
 @lru_cache(maxsize=4)
 def client_partitions(
-    dataset: str, partition: str, num_partitions: int, seed: int
+    dataset: str, partition: str, num_partitions: int, seed: int, allow_embedded: bool = False
 ) -> tuple[np.ndarray, ...]:
     """Train-split row indices of every client's partition, computed once per process."""
-    labels = train_split(dataset).labels().numpy()
+    labels = train_split(dataset, allow_embedded).labels().numpy()
     return tuple(partition_indices(labels, parse_partition(partition), num_partitions, seed))

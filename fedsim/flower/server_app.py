@@ -21,7 +21,6 @@ from fedsim.errors import FedleakError
 from fedsim.flower.capture import ObservationRecorder
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.evaluation import GlobalEvaluator
-from fedsim.flower.partitions import client_partitions, train_split
 from fedsim.flower.records import to_array_record, to_state_dict
 from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE, write_json
 from fedsim.flower.strategy import CuriousFedAvg
@@ -64,7 +63,9 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         batch_size=run.batch_size,
         train_mode=run.train_mode,
     )
-    evaluator = GlobalEvaluator(build_model(run.model_spec()), run.dataset_spec(), run.test_images)
+    evaluator = GlobalEvaluator(
+        build_model(run.model_spec()), run.dataset_spec(), run.test_images, run.allow_embedded
+    )
     history: dict[int, float] = {}
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
@@ -96,9 +97,9 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
 
 def _write_run_record(run: SimulationConfig) -> None:
     """config.json (run, seed, versions, commit) and partitions.json, before round 1."""
-    data = train_split(run.dataset)
+    data = run.train_data()
     labels = data.labels().numpy()
-    partitions = client_partitions(run.dataset, run.partition, run.clients, run.seed)
+    partitions = run.partitions()
     write_json(
         run.out_dir / CONFIG_FILE,
         {

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fedsim.errors import UserInputError
 from fedsim.flower.client_app import build_client_app
 from fedsim.flower.config import SimulationConfig
-from fedsim.flower.partitions import client_partitions
 from fedsim.flower.run_dir import ACCURACY_FILE, observation_files
 from fedsim.flower.server_app import RoundCallback, build_server_app
 
@@ -39,10 +39,7 @@ class RunSummary:
 
 def check_partitions(config: SimulationConfig) -> list[int]:
     """Partition the train split as the clients will; fail if a batch exceeds a partition."""
-    sizes = [
-        len(rows)
-        for rows in client_partitions(config.dataset, config.partition, config.clients, config.seed)
-    ]
+    sizes = [len(rows) for rows in config.partitions()]
     smallest = min(sizes)
     if config.batch_size > smallest:
         raise UserInputError(
@@ -70,12 +67,15 @@ def run_simulation(
     # Flower's Ray backend rewrites this process's PYTHONPATH to its sys.path; undo that after.
     pythonpath = os.environ.get("PYTHONPATH")
     try:
-        flower_run_simulation(
-            server_app=build_server_app(config, on_round),
-            client_app=build_client_app(config),
-            num_supernodes=config.clients,
-            backend_config={"client_resources": dict(_CLIENT_RESOURCES)},
-        )
+        with warnings.catch_warnings():
+            # Ray announces a future default for GPU env vars on every start; clients use none.
+            warnings.filterwarnings("ignore", message="Tip: In future versions of Ray")
+            flower_run_simulation(
+                server_app=build_server_app(config, on_round),
+                client_app=build_client_app(config),
+                num_supernodes=config.clients,
+                backend_config={"client_resources": dict(_CLIENT_RESOURCES)},
+            )
     finally:
         if pythonpath is None:
             os.environ.pop("PYTHONPATH", None)
