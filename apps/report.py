@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from apps.scoring import Scores
 from attacks.reconstruction import Reconstruction
 from fedsim.ground_truth import GroundTruth
 from fedsim.observation import Observation
+from fedsim.storage import write_json
 
 OBSERVATION_FILE = "observation.safetensors"
 GROUND_TRUTH_FILE = "ground_truth.safetensors"
@@ -39,7 +39,7 @@ def write_attack_report(
 ) -> dict:
     """Save every stage of one attack under ``out`` and return the metrics written."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG_FILE, config)
+    write_json(out / CONFIG_FILE, config)
     observation.save(out / OBSERVATION_FILE)
     truth.save(out / GROUND_TRUTH_FILE)
     reconstruction.save(out / RECONSTRUCTION_FILE)
@@ -56,11 +56,5 @@ def write_attack_report(
         "iterations": reconstruction.iterations,
         "history": list(reconstruction.history),
     }
-    _write_json(out / METRICS_FILE, metrics)
+    write_json(out / METRICS_FILE, metrics)
     return metrics
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from fedsim.tensor_files import load_tensors, save_tensors
+from fedsim.storage import load_tensors, save_tensors
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from fedsim.models import ModelSpec
-from fedsim.tensor_files import load_tensors, save_tensors
+from fedsim.storage import load_tensors, save_tensors
 
 UpdateKind = Literal["gradient", "weights"]
 

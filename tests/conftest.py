@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.data import DATA_DIR_ENV, get_dataset_spec
-from fedsim.fedsgd import fedsgd_observation
+from fedsim.data import DATA_DIR_ENV, get_dataset_spec, normalize
+from fedsim.fedsgd import client_gradient, fedsgd_observation
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec, build_model
 from fedsim.observation import Observation
@@ -54,3 +54,34 @@ def _synthetic_observation(
 def synthetic_observation() -> Callable[..., tuple[Observation, GroundTruth]]:
     """Factory: ``synthetic_observation(model_name, labels, dataset=, grant_labels=, ...)``."""
     return _synthetic_observation
+
+
+def _recomputed_gradient(observation: Observation, truth: GroundTruth) -> dict[str, torch.Tensor]:
+    """The client's own gradient on its ground-truth batch, from the global weights it got."""
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    inputs = normalize(truth.images, get_dataset_spec(observation.dataset))
+    return client_gradient(model, inputs, truth.labels, train_mode=observation.train_mode)
+
+
+@pytest.fixture
+def recomputed_gradient() -> Callable[[Observation, GroundTruth], dict[str, torch.Tensor]]:
+    """Factory: ``recomputed_gradient(observation, truth)``, the client's true gradient."""
+    return _recomputed_gradient
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """Run ``fedleak ARGS`` in-process; return (exit code, stdout, stderr)."""
+    from apps.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

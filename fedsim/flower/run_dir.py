@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -38,11 +37,3 @@ def ground_truth_path(run_dir: Path, server_round: int, client: int) -> Path:
 def observation_files(run_dir: Path) -> list[Path]:
     """Every saved observation of the run, sorted by round then client."""
     return sorted((Path(run_dir) / OBSERVATIONS_DIR).glob("round-*/client-*.safetensors"))
-
-
-def write_json(path: Path, value: object) -> None:
-    """Write ``value`` as indented JSON, atomically (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)

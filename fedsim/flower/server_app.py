@@ -22,10 +22,11 @@ from fedsim.flower.capture import ObservationRecorder
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.evaluation import GlobalEvaluator
 from fedsim.flower.records import to_array_record, to_state_dict
-from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE, write_json
+from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE
 from fedsim.flower.strategy import CuriousFedAvg
 from fedsim.models import build_model
 from fedsim.provenance import provenance, seed_everything
+from fedsim.storage import write_json
 
 RoundCallback = Callable[[int, float], None]
 """Called after each round with the round number and the global test accuracy in [0, 1]."""

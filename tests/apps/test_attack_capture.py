@@ -14,16 +14,6 @@ from fedsim.observation import Observation
 ROUND, CLIENT = 1, 1
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.fixture(scope="module")
 def multi_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real Flower simulation: 2 clients × 1 round, each 2 local SGD steps of 1 MNIST digit."""
@@ -41,13 +31,13 @@ def multi_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_attack_on_a_capture_replays_the_local_steps(
-    multi_step_run: Path, tmp_path: Path, capsys
+    multi_step_run: Path, tmp_path: Path, run_cli
 ) -> None:
     out = tmp_path / "attack"
     args = ["attack", "--run", str(multi_step_run), "--round", str(ROUND)]
     args += ["--client", str(CLIENT), "--iterations", "300", "--out", str(out), "--json"]
 
-    code, stdout, stderr = run_cli(args, capsys)
+    code, stdout, stderr = run_cli(args)
 
     assert code == 0, stderr
     result = json.loads(stdout.strip().splitlines()[-1])
@@ -62,13 +52,13 @@ def test_attack_on_a_capture_replays_the_local_steps(
 
 
 def test_granted_labels_and_the_naive_view_are_recorded(
-    multi_step_run: Path, tmp_path: Path, capsys
+    multi_step_run: Path, tmp_path: Path, run_cli
 ) -> None:
     out = tmp_path / "naive"
     args = ["attack", "--run", str(multi_step_run), "--round", "1", "--client", "0"]
     args += ["--labels", "given", "--assume-fedsgd", "--iterations", "5", "--out", str(out)]
 
-    code, _, stderr = run_cli(args, capsys)
+    code, _, stderr = run_cli(args)
 
     assert code == 0, stderr
     threat = json.loads((out / "config.json").read_text())["threat_model"]
@@ -86,9 +76,9 @@ def test_granted_labels_and_the_naive_view_are_recorded(
     ],
 )
 def test_bad_capture_requests_get_one_line(
-    args: list[str], named: str, multi_step_run: Path, capsys
+    args: list[str], named: str, multi_step_run: Path, run_cli
 ) -> None:
-    code, stdout, stderr = run_cli(["attack", "--run", str(multi_step_run), *args], capsys)
+    code, stdout, stderr = run_cli(["attack", "--run", str(multi_step_run), *args])
 
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and named in lines[0], stderr

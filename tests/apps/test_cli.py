@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.cli import main
 from fedsim.ground_truth import GroundTruth
 from fedsim.observation import Observation
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_models_json_lists_parameter_counts(capsys) -> None:
-    code, out, _ = run_cli(["models", "--dataset", "cifar10", "--json"], capsys)
+def test_models_json_lists_parameter_counts(run_cli) -> None:
+    code, out, _ = run_cli(["models", "--dataset", "cifar10", "--json"])
 
     counts = json.loads(out.strip().splitlines()[-1])
     assert code == 0
@@ -33,26 +22,26 @@ def test_models_json_lists_parameter_counts(capsys) -> None:
 
 
 @pytest.mark.parametrize(("command", "expected"), [("attacks", {"dlg", "idlg", "ig", "ig-fast"})])
-def test_listings(command: str, expected: set[str], capsys) -> None:
-    code, out, _ = run_cli([command, "--json"], capsys)
+def test_listings(command: str, expected: set[str], run_cli) -> None:
+    code, out, _ = run_cli([command, "--json"])
 
     assert code == 0
     assert set(json.loads(out)) == expected
 
 
-def test_datasets_listing(capsys) -> None:
-    code, out, _ = run_cli(["datasets", "--json"], capsys)
+def test_datasets_listing(run_cli) -> None:
+    code, out, _ = run_cli(["datasets", "--json"])
 
     assert code == 0
     assert json.loads(out)["cifar10"]["image_shape"] == [3, 32, 32]
 
 
-def test_attack_end_to_end_writes_its_run_folder(data_dir, tmp_path: Path, capsys) -> None:
+def test_attack_end_to_end_writes_its_run_folder(data_dir, tmp_path: Path, run_cli) -> None:
     out = tmp_path / "run"
     args = ["attack", "--dataset", "mnist", "--index", "3", "--model", "lenet", "--attack", "ig"]
     args += ["--iterations", "300", "--labels", "idlg", "--out", str(out), "--json"]
 
-    code, stdout, _ = run_cli(args, capsys)
+    code, stdout, _ = run_cli(args)
 
     result = json.loads(stdout.strip().splitlines()[-1])
     assert code == 0
@@ -87,10 +76,10 @@ def test_attack_end_to_end_writes_its_run_folder(data_dir, tmp_path: Path, capsy
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(
-    args: list[str], named: str, data_dir, tmp_path: Path, capsys
+    args: list[str], named: str, data_dir, tmp_path: Path, run_cli
 ) -> None:
     base = ["attack", "--dataset", "mnist", "--model", "lenet", "--iterations", "1"]
-    code, stdout, stderr = run_cli([*base, "--out", str(tmp_path / "run"), *args], capsys)
+    code, stdout, stderr = run_cli([*base, "--out", str(tmp_path / "run"), *args])
 
     lines = stderr.strip().splitlines()
     assert code == 2

@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.data import DATA_DIR_ENV, get_dataset_spec, normalize
-from fedsim.fedsgd import client_gradient
+from fedsim.data import DATA_DIR_ENV
 from fedsim.flower.partitions import client_partitions
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
@@ -39,7 +38,6 @@ from fedsim.flower.run_dir import (
     observation_path,
 )
 from fedsim.ground_truth import GroundTruth
-from fedsim.models import build_model
 from fedsim.observation import Observation
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -301,13 +299,11 @@ def test_each_supernode_trained_on_its_own_partition(deployment) -> None:
 
 
 @pytest.mark.parametrize("client", range(CLIENTS))
-def test_one_step_update_gives_the_clients_gradient(deployment, client: int) -> None:
+def test_one_step_update_gives_the_clients_gradient(
+    deployment, client: int, recomputed_gradient
+) -> None:
     observation, truth = _load(deployment.run_dir, client)
-    model = build_model(observation.model)
-    model.load_state_dict(observation.global_state)
-    inputs = normalize(truth.images, get_dataset_spec(observation.dataset))
-
-    expected = client_gradient(model, inputs, truth.labels, train_mode=observation.train_mode)
+    expected = recomputed_gradient(observation, truth)
 
     derived = observation.gradient()
     assert list(derived) == list(expected)

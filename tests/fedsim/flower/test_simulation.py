@@ -18,8 +18,7 @@ import torch
 from safetensors import safe_open
 
 from apps.cli import main
-from fedsim.data import DATA_DIR_ENV, get_dataset_spec, normalize
-from fedsim.fedsgd import client_gradient
+from fedsim.data import DATA_DIR_ENV, get_dataset_spec
 from fedsim.flower.local_training import dropout_seed, sgd_steps
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
@@ -128,13 +127,9 @@ def test_captured_update_is_the_clients_real_update(
         assert torch.equal(returned, recomputed[name].detach()), name
 
 
-def test_one_step_update_gives_the_clients_gradient(run) -> None:
+def test_one_step_update_gives_the_clients_gradient(run, recomputed_gradient) -> None:
     observation, truth = _load(run[0], 1, 1)
-    model = build_model(observation.model)
-    model.load_state_dict(observation.global_state)
-    inputs = normalize(truth.images, get_dataset_spec(observation.dataset))
-
-    expected = client_gradient(model, inputs, truth.labels, train_mode=observation.train_mode)
+    expected = recomputed_gradient(observation, truth)
 
     derived = observation.gradient()
     assert list(derived) == list(expected)

@@ -1,4 +1,4 @@
-"""Atomic safetensors files with a JSON metadata block: the on-disk form of each stage."""
+"""Atomic files for every stage: safetensors with a JSON metadata block, and plain JSON."""
 
 from __future__ import annotations
 
@@ -29,3 +29,11 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     return load_file(str(path)), meta
+
+
+def write_json(path: Path, value: object) -> None:
+    """Write ``value`` as indented JSON atomically (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
