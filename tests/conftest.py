@@ -16,7 +16,7 @@ from fedsim.models import ModelSpec, build_model
 from fedsim.observation import Observation
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder of offline Parquet datasets; skips the test when FEDLEAK_DATA_DIR is unset."""
     root = os.environ.get(DATA_DIR_ENV)

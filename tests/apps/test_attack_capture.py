@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,8 @@ ROUND, CLIENT = 1, 1
 
 
 @pytest.fixture(scope="module")
-def multi_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def multi_step_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """A real Flower simulation: 2 clients × 1 round, each 2 local SGD steps of 1 MNIST digit."""
-    if not os.environ.get("FEDLEAK_DATA_DIR"):
-        pytest.skip("FEDLEAK_DATA_DIR is not set; point it at the offline datasets (shared/data)")
     run_dir = tmp_path_factory.mktemp("capture") / "run"
     args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", "2"]
     args += ["--rounds", "1", "--local-steps", "2", "--batch-size", "1", "--lr", "0.1"]

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsim.data import DATA_DIR_ENV
 from fedsim.flower.partitions import client_partitions
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
@@ -187,9 +186,7 @@ def _wait_for_health(deployment: Deployment, process: subprocess.Popen, port: in
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if not os.environ.get(DATA_DIR_ENV):
-        pytest.skip(f"{DATA_DIR_ENV} is not set; point it at the offline datasets (shared/data)")
+def deployment(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("deploy")
     env = {
         **os.environ,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from safetensors import safe_open
 
 from apps.cli import main
-from fedsim.data import DATA_DIR_ENV, get_dataset_spec
+from fedsim.data import get_dataset_spec
 from fedsim.flower.local_training import dropout_seed, sgd_steps
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
@@ -47,9 +46,7 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    if not os.environ.get(DATA_DIR_ENV):
-        pytest.skip("FEDLEAK_DATA_DIR is not set; point it at the offline datasets (shared/data)")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("sim") / "run"
     args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", str(CLIENTS)]
     args += ["--rounds", str(ROUNDS), "--local-steps", "1", "--batch-size", str(BATCH)]
