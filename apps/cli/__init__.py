@@ -1,0 +1,9 @@
+"""The ``fedleak`` command line: commands named by the user's verb, one-line errors, ``--json``.
+
+Each command lives in its own module and registers itself on the one ``app``.
+"""
+
+from apps.cli import attack, demo, listings, simulate  # noqa: F401  (registers the commands)
+from apps.cli.app import app, main
+
+__all__ = ["app", "main"]
