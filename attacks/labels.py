@@ -26,7 +26,22 @@ def last_layer_gradient(observation: Observation) -> tuple[torch.Tensor, torch.T
         raise UserInputError(f"no classifier layer with {classes} outputs in the update")
     weight_name = heads[-1]
     bias_name = weight_name.removesuffix("weight") + "bias"
-    return gradient[weight_name], gradient.get(bias_name)
+    return _without_decay(observation, gradient, weight_name), (
+        _without_decay(observation, gradient, bias_name) if bias_name in gradient else None
+    )
+
+
+def _without_decay(
+    observation: Observation, gradient: dict[str, torch.Tensor], name: str
+) -> torch.Tensor:
+    """The update of one tensor less its weight-decay part, which would mask the label signs.
+
+    With momentum μ over S steps, step k's direction enters the update Σ_{j<S-k} μ^j times;
+    the weights barely move within a round, so decay contributes ≈ wd · w₀ · Σ_k Σ_{j<S-k} μ^j.
+    """
+    steps, momentum = observation.local_steps, observation.momentum
+    weight = sum(momentum**j for k in range(steps) for j in range(steps - k))
+    return gradient[name] - observation.weight_decay * weight * observation.global_state[name]
 
 
 def given_labels(observation: Observation) -> torch.Tensor:

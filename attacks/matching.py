@@ -49,6 +49,7 @@ def gradient_matching_objective(
     distance = OBJECTIVES[config.objective]
     steps = 1 if config.assume_fedsgd else observation.local_steps
     step_size, lr = observation.examples_seen // steps, observation.lr
+    momentum, decay = observation.momentum, observation.weight_decay
 
     def training_loss(
         p: dict[str, torch.Tensor], images: torch.Tensor, soft_labels: torch.Tensor
@@ -57,14 +58,24 @@ def gradient_matching_objective(
         return nn.functional.cross_entropy(logits, soft_labels)
 
     def client_update(dummy: torch.Tensor, soft_labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(global − weights after the local steps)/lr on the dummy batch."""
-        current = params
+        """(global − weights after the local steps)/lr on the dummy batch.
+
+        The steps follow torch's SGD: d = grad + weight_decay·w, then the momentum buffer
+        b = d on the first step and momentum·b + d after, then w ← w − lr·b.
+        """
+        current, velocity = params, None
         for step in range(steps):
             chunk = slice(step * step_size, (step + 1) * step_size)
             step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk])
+            direction = {n: step_grad[n] + decay * current[n] for n in names}
             if steps == 1:
-                return step_grad
-            current = {n: current[n] - lr * step_grad[n] for n in names}
+                return direction
+            velocity = (
+                direction
+                if velocity is None
+                else {n: momentum * velocity[n] + direction[n] for n in names}
+            )
+            current = {n: current[n] - lr * velocity[n] for n in names}
         return {n: (params[n] - current[n]) / lr for n in names}
 
     def objective(

@@ -25,7 +25,8 @@ class Observation:
     ``global_state`` holds the parameters and buffers the server sent; ``client_update`` is
     either the parameter gradient (FedSGD, ``update_kind="gradient"``) or the parameters the
     client returned (``"weights"``). ``labels`` is set only when the threat model grants them.
-    ``mean``/``std`` are the model's input normalisation, which the server knows.
+    ``mean``/``std`` are the model's input normalisation, which the server knows; ``lr``,
+    ``momentum`` and ``weight_decay`` are the clients' SGD settings the server chose.
     """
 
     model: ModelSpec
@@ -41,6 +42,8 @@ class Observation:
     num_examples: int
     train_mode: bool
     labels: torch.Tensor | None = None
+    momentum: float = 0.0
+    weight_decay: float = 0.0
     defenses: tuple[str, ...] = ()
     context: dict[str, int | float | str] = field(default_factory=dict)
 

@@ -25,7 +25,9 @@ def simulate(
     rounds: Annotated[int, typer.Option(help="FedAvg rounds.")] = 3,
     local_steps: Annotated[int, typer.Option(help="SGD steps per client and round.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per local step.")] = 4,
-    lr: Annotated[float, typer.Option(help="Client learning rate (plain SGD).")] = 0.1,
+    lr: Annotated[float, typer.Option(help="Client SGD learning rate.")] = 0.1,
+    momentum: Annotated[float, typer.Option(help="Client SGD momentum.")] = 0.0,
+    weight_decay: Annotated[float, typer.Option(help="Client SGD weight decay.")] = 0.0,
     partition: Annotated[
         str, typer.Option(help="iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or shards:K.")
     ] = "iid",
@@ -47,6 +49,8 @@ def simulate(
         local_steps=local_steps,
         batch_size=batch_size,
         lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
         partition=partition,
         dropout=dropout,
         train_mode=train_mode,

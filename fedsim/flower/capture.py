@@ -31,6 +31,8 @@ class ObservationRecorder:
     local_steps: int
     batch_size: int
     train_mode: bool
+    momentum: float = 0.0
+    weight_decay: float = 0.0
 
     def record(
         self,
@@ -50,6 +52,8 @@ class ObservationRecorder:
             client_update={name: returned_state[name] for name in self.parameter_names},
             update_kind="weights",
             lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
             local_steps=self.local_steps,
             batch_size=self.batch_size,
             num_examples=num_examples,

@@ -64,7 +64,15 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     model = build_model(run.model_spec())
     model.load_state_dict(to_state_dict(msg.content[ARRAYS_KEY]))
     torch.manual_seed(dropout_seed(run.seed, server_round, partition_id))
-    sgd_steps(model, batches, data.spec, lr=lr, train_mode=run.train_mode)
+    sgd_steps(
+        model,
+        batches,
+        data.spec,
+        lr=lr,
+        train_mode=run.train_mode,
+        momentum=float(sent["momentum"]),
+        weight_decay=float(sent["weight-decay"]),
+    )
 
     GroundTruth(
         images=torch.cat([images for images, _ in batches]),

@@ -21,6 +21,8 @@ RUN_CONFIG_KEYS = {
     "local_steps": "local-steps",
     "batch_size": "batch-size",
     "lr": "lr",
+    "momentum": "momentum",
+    "weight_decay": "weight-decay",
     "partition": "partition",
     "dropout": "dropout",
     "train_mode": "train-mode",
@@ -34,9 +36,10 @@ RUN_CONFIG_KEYS = {
 class SimulationConfig(BaseModel):
     """One federated run: data, model, partitioning, local training, evaluation, run folder.
 
-    Every client runs ``local_steps`` plain SGD steps (mean cross-entropy, no momentum) at
-    learning rate ``lr`` on batches of ``batch_size`` images of its partition, in train mode
-    unless ``train_mode`` is False. Global accuracy uses the first ``test_images`` test images.
+    Every client runs ``local_steps`` SGD steps (mean cross-entropy; torch's SGD with
+    ``momentum`` and ``weight_decay``, fresh each round) at learning rate ``lr`` on batches of
+    ``batch_size`` images of its partition, in train mode unless ``train_mode`` is False.
+    Global accuracy uses the first ``test_images`` test images.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,6 +51,8 @@ class SimulationConfig(BaseModel):
     local_steps: int = Field(1, ge=1)
     batch_size: int = Field(4, ge=1)
     lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     partition: str = "iid"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     train_mode: bool = True

@@ -46,10 +46,14 @@ def sgd_steps(
     *,
     lr: float,
     train_mode: bool,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> list[float]:
     """One plain SGD step (mean cross-entropy) per batch of [0, 1] pixels; return the losses."""
     model.train(train_mode)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     losses = []
     for images, labels in batches:
         optimizer.zero_grad()

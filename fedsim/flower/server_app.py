@@ -60,6 +60,8 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         dataset=run.dataset_spec(),
         parameter_names=tuple(name for name, p in model.named_parameters() if p.requires_grad),
         lr=run.lr,
+        momentum=run.momentum,
+        weight_decay=run.weight_decay,
         local_steps=run.local_steps,
         batch_size=run.batch_size,
         train_mode=run.train_mode,
@@ -89,7 +91,13 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         initial_arrays=to_array_record(model.state_dict()),
         num_rounds=run.rounds,
         train_config=ConfigRecord(
-            {"lr": run.lr, "local-steps": run.local_steps, "batch-size": run.batch_size}
+            {
+                "lr": run.lr,
+                "momentum": run.momentum,
+                "weight-decay": run.weight_decay,
+                "local-steps": run.local_steps,
+                "batch-size": run.batch_size,
+            }
         ),
         evaluate_fn=evaluate,
     )

@@ -6,19 +6,27 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
+from apps.attack_run import load_capture
 from apps.cli import main
+from attacks import get_preset
+from attacks.matching import gradient_matching_objective
+from fedsim.data import get_dataset_spec, normalize
 from fedsim.observation import Observation
 
 ROUND, CLIENT = 1, 1
+MOMENTUM, WEIGHT_DECAY = 0.9, 5e-3
 
 
 @pytest.fixture(scope="module")
 def multi_step_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A real Flower simulation: 2 clients × 1 round, each 2 local SGD steps of 1 MNIST digit."""
+    """A real Flower simulation: 2 clients × 1 round, 2 local SGD steps (momentum, weight
+    decay) of one MNIST digit each."""
     run_dir = tmp_path_factory.mktemp("capture") / "run"
     args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", "2"]
     args += ["--rounds", "1", "--local-steps", "2", "--batch-size", "1", "--lr", "0.1"]
+    args += ["--momentum", str(MOMENTUM), "--weight-decay", str(WEIGHT_DECAY)]
     args += ["--test-images", "100", "--out", str(run_dir)]
     try:
         main(args)
@@ -80,3 +88,17 @@ def test_bad_capture_requests_get_one_line(
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and named in lines[0], stderr
     assert stdout == ""
+
+
+def test_the_replayed_client_explains_its_real_capture(multi_step_run: Path) -> None:
+    observation, truth = load_capture(multi_step_run, ROUND, CLIENT)
+    config = get_preset("ig", tv_weight=0.0)
+    objective = gradient_matching_objective(observation, config, torch.device("cpu"))
+    soft_labels = torch.nn.functional.one_hot(truth.labels, 10).float()
+    inputs = normalize(truth.images, get_dataset_spec("mnist"))
+
+    _, at_truth = objective(inputs, soft_labels)
+    _, elsewhere = objective(torch.zeros_like(inputs), soft_labels)
+
+    assert (observation.momentum, observation.weight_decay) == (MOMENTUM, WEIGHT_DECAY)
+    assert at_truth.item() < 1e-5 < elsewhere.item()

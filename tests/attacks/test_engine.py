@@ -89,8 +89,10 @@ def test_inverting_gradients_reconstructs_an_mnist_digit(data_dir) -> None:
     assert psnr(reconstruction.images, truth.images).item() > 25
 
 
-def multi_step_observation(steps: int, batch: int) -> tuple[Observation, torch.Tensor]:
-    """A client that ran ``steps`` plain SGD steps on fresh batches; returns what it sent."""
+def multi_step_observation(
+    steps: int, batch: int, momentum: float = 0.0, weight_decay: float = 0.0
+) -> tuple[Observation, torch.Tensor]:
+    """A client that ran ``steps`` SGD steps on fresh batches; returns what it sent."""
     spec = get_dataset_spec("cifar10")
     torch.manual_seed(0)
     model_spec = ModelSpec("lenet", 10, spec.image_shape)
@@ -98,7 +100,9 @@ def multi_step_observation(steps: int, batch: int) -> tuple[Observation, torch.T
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(steps * batch, *spec.image_shape)
     labels = torch.arange(steps * batch) % 10
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.5, momentum=momentum, weight_decay=weight_decay
+    )
     for chunk in torch.arange(steps * batch).split(batch):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(
@@ -120,13 +124,18 @@ def multi_step_observation(steps: int, batch: int) -> tuple[Observation, torch.T
         num_examples=steps * batch,
         train_mode=False,
         labels=labels,
+        momentum=momentum,
+        weight_decay=weight_decay,
     )
     return observation, normalize(images, spec)
 
 
 @pytest.mark.parametrize("objective", ["cosine", "l2"])
-def test_replaying_local_steps_explains_a_multi_step_update(objective: str) -> None:
-    observation, true_inputs = multi_step_observation(steps=3, batch=2)
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.0, 0.0), (0.9, 5e-3)])
+def test_replaying_local_steps_explains_a_multi_step_update(
+    objective: str, momentum: float, weight_decay: float
+) -> None:
+    observation, true_inputs = multi_step_observation(3, 2, momentum, weight_decay)
     soft_labels = torch.nn.functional.one_hot(observation.labels, 10).float()
     cpu = torch.device("cpu")
     replayed = gradient_matching_objective(observation, get_preset("ig", objective=objective), cpu)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -57,3 +59,18 @@ def test_auto_prefers_grant_then_idlg_then_estimate(synthetic_observation) -> No
 
     assert auto(single).tolist() == [6]
     assert sorted(auto(batch).tolist()) == [1, 1, 3]
+
+
+@pytest.mark.parametrize("model_name", ["lenet", "mlp"])
+def test_idlg_sees_through_weight_decay(model_name: str, synthetic_observation) -> None:
+    observation, truth = synthetic_observation(model_name, [7])
+    lr, decay = 0.1, 10.0  # extreme on purpose: left in, it flips these heads' label signs
+    returned = {
+        n: observation.global_state[n] - lr * (g + decay * observation.global_state[n])
+        for n, g in observation.client_update.items()
+    }
+    as_weights = replace(
+        observation, client_update=returned, update_kind="weights", lr=lr, weight_decay=decay
+    )
+
+    assert idlg_label(as_weights).tolist() == truth.labels.tolist()
