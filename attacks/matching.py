@@ -67,7 +67,9 @@ def gradient_matching_objective(
         for step in range(steps):
             chunk = slice(step * step_size, (step + 1) * step_size)
             step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk])
-            direction = {n: step_grad[n] + decay * current[n] for n in names}
+            direction = (
+                {n: step_grad[n] + decay * current[n] for n in names} if decay else step_grad
+            )
             if steps == 1:
                 return direction
             velocity = (
