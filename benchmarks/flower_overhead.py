@@ -43,16 +43,7 @@ def plain_loop(config: SimulationConfig) -> dict[str, float]:
     data, partitions = config.train_data(), config.partitions()
     global_model = build_model(config.model_spec())
     names = tuple(name for name, _ in global_model.named_parameters())
-    recorder = ObservationRecorder(
-        config.out_dir,
-        config.model_spec(),
-        config.dataset_spec(),
-        names,
-        config.lr,
-        config.local_steps,
-        config.batch_size,
-        config.train_mode,
-    )
+    recorder = ObservationRecorder.for_run(config, names)
     evaluator = GlobalEvaluator(
         build_model(config.model_spec()), config.dataset_spec(), config.test_images
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from fedsim.data import DatasetSpec
+from fedsim.flower.config import SimulationConfig
 from fedsim.flower.run_dir import observation_path
 from fedsim.models import ModelSpec
 from fedsim.observation import Observation
@@ -33,6 +34,24 @@ class ObservationRecorder:
     train_mode: bool
     momentum: float = 0.0
     weight_decay: float = 0.0
+
+    @classmethod
+    def for_run(
+        cls, run: SimulationConfig, parameter_names: tuple[str, ...]
+    ) -> ObservationRecorder:
+        """The recorder of a run: its folder, model, data and the clients' SGD settings."""
+        return cls(
+            run_dir=run.out_dir,
+            model=run.model_spec(),
+            dataset=run.dataset_spec(),
+            parameter_names=parameter_names,
+            lr=run.lr,
+            local_steps=run.local_steps,
+            batch_size=run.batch_size,
+            train_mode=run.train_mode,
+            momentum=run.momentum,
+            weight_decay=run.weight_decay,
+        )
 
     def record(
         self,

@@ -54,18 +54,8 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
     seed_everything(run.seed)
     model = build_model(run.model_spec())
     _write_run_record(run)
-    recorder = ObservationRecorder(
-        run_dir=run.out_dir,
-        model=run.model_spec(),
-        dataset=run.dataset_spec(),
-        parameter_names=tuple(name for name, p in model.named_parameters() if p.requires_grad),
-        lr=run.lr,
-        momentum=run.momentum,
-        weight_decay=run.weight_decay,
-        local_steps=run.local_steps,
-        batch_size=run.batch_size,
-        train_mode=run.train_mode,
-    )
+    trainable = tuple(name for name, p in model.named_parameters() if p.requires_grad)
+    recorder = ObservationRecorder.for_run(run, trainable)
     evaluator = GlobalEvaluator(
         build_model(run.model_spec()), run.dataset_spec(), run.test_images, run.allow_embedded
     )
