@@ -165,7 +165,8 @@ def _attack_and_report(
     attack_config = get_preset(settings.attack, **settings.attack_overrides())
     device = resolve_device(settings.device)
     attack = GradientInversion(attack_config, device=device, seed=settings.seed, progress=progress)
-    reconstruction = attack(observation)
+    oracle = attack_config.dropout_masks == "oracle"
+    reconstruction = attack(observation, oracle_masks=truth.dropout_masks if oracle else None)
     config = {
         "request": settings.model_dump(mode="json"),
         "attack": attack_config.model_dump(),
@@ -174,6 +175,7 @@ def _attack_and_report(
             "labels_granted": observation.labels is not None,
             "train_mode": observation.train_mode,
             "defenses": list(observation.defenses),
+            "oracle": "client's true dropout masks (ground truth)" if oracle else None,
         },
         **provenance(settings.seed, device),
     }

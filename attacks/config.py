@@ -17,7 +17,15 @@ class AttackConfig(BaseModel):
     tv_weight: float = Field(0.0, ge=0, description="total-variation prior weight")
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lr: float = Field(0.1, gt=0)
-    schedule: Literal["constant", "step", "cosine"] = "step"
+    schedule: Literal["constant", "step", "cosine", "plateau"] = Field(
+        "step", description="'plateau' divides the lr by 10 when the loss stalls"
+    )
+    plateau_patience: float = Field(
+        0.04, gt=0, le=1, description="fraction of the budget without improvement before a cut"
+    )
+    early_stop: float | None = Field(
+        None, gt=0, le=1, description="stop after this fraction of the budget without improvement"
+    )
     signed: bool = Field(True, description="step on the sign of the image gradient")
     boxed: bool = Field(True, description="clamp images to the valid pixel range after each step")
     init: Literal["randn", "rand", "zeros"] = "randn"
@@ -28,6 +36,15 @@ class AttackConfig(BaseModel):
         False,
         description="treat a multi-step update as one gradient of all its images (naive view) "
         "instead of replaying the client's local SGD steps",
+    )
+    dropout_masks: Literal["off", "search", "oracle"] = Field(
+        "off",
+        description="the victim's dropout masks: unknown and left out of the attacker's model "
+        "(off), searched jointly with the images (search, DIA), or given from the client's "
+        "ground truth (oracle, WIIG)",
+    )
+    mask_rate_weight: float = Field(
+        1e-4, ge=0, description="weight of |(1 − mean mask) − p| per dropout layer"
     )
     label_strategy: Literal["auto", "given", "idlg", "estimate", "optimize"] = Field(
         "auto", description="how labels are obtained; 'optimize' searches them jointly (DLG)"

@@ -9,20 +9,28 @@ from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_
 
 from attacks.config import AttackConfig
+from attacks.dropout_masks import Masks, mask_rate_penalty
 from attacks.objectives import OBJECTIVES
 from attacks.priors import total_variation
 from fedsim.models import build_model
+from fedsim.models.dropout import dropout_layers, plugged_masks
 from fedsim.observation import Observation
 
-Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""(dummy images, soft labels) of one restart → (loss with priors, gradient distance alone)."""
+Objective = Callable[[torch.Tensor, torch.Tensor, Masks], tuple[torch.Tensor, torch.Tensor]]
+"""(dummy images, soft labels, dropout masks) of one restart → (loss with priors, distance)."""
 
 
 def attacker_model(observation: Observation) -> nn.Module:
-    """The architecture the server knows, in the mode the client trained in, frozen."""
+    """The architecture the server knows, frozen, with BatchNorm in the client's mode.
+
+    Dropout is off unless masks are plugged in: the client's own masks are unknown, and fresh
+    random ones would only add noise (the IG baseline of Scheliga et al. runs it this way).
+    """
     model = build_model(observation.model)
     model.load_state_dict(observation.global_state)
     model.train(observation.train_mode)
+    for layer in dropout_layers(model).values():
+        layer.eval()
     if observation.train_mode:
         # Train-mode batch norm normalises by batch statistics; dropping the running buffers
         # keeps the forward identical and free of in-place updates, which vmap forbids.
@@ -36,7 +44,8 @@ def gradient_matching_objective(
     """Build the per-restart objective: update distance to the observation plus priors.
 
     Images are in the model's normalised input space, ``examples_seen`` of them in step order;
-    soft labels are (images, classes) probabilities (one-hot when the labels are fixed). With
+    soft labels are (images, classes) probabilities (one-hot when the labels are fixed); masks,
+    per dropout layer, hold one mask per image in the same order (empty: dropout off). With
     several local steps the client's SGD is replayed on the dummy batch from the known lr,
     steps and batch size, unless ``config.assume_fedsgd`` asks for the naive one-gradient view.
     """
@@ -50,14 +59,18 @@ def gradient_matching_objective(
     steps = 1 if config.assume_fedsgd else observation.local_steps
     step_size, lr = observation.examples_seen // steps, observation.lr
     momentum, decay = observation.momentum, observation.weight_decay
+    rate = observation.model.dropout
 
     def training_loss(
-        p: dict[str, torch.Tensor], images: torch.Tensor, soft_labels: torch.Tensor
+        p: dict[str, torch.Tensor], images: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
     ) -> torch.Tensor:
-        logits = functional_call(model, (p, buffers), (images,))
+        with plugged_masks(model, masks):
+            logits = functional_call(model, (p, buffers), (images,))
         return nn.functional.cross_entropy(logits, soft_labels)
 
-    def client_update(dummy: torch.Tensor, soft_labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def client_update(
+        dummy: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
+    ) -> dict[str, torch.Tensor]:
         """(global − weights after the local steps)/lr on the dummy batch.
 
         The steps follow torch's SGD: d = grad + weight_decay·w, then the momentum buffer
@@ -66,7 +79,8 @@ def gradient_matching_objective(
         current, velocity = params, None
         for step in range(steps):
             chunk = slice(step * step_size, (step + 1) * step_size)
-            step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk])
+            step_masks = {name: mask[chunk] for name, mask in masks.items()}
+            step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk], step_masks)
             direction = (
                 {n: step_grad[n] + decay * current[n] for n in names} if decay else step_grad
             )
@@ -81,10 +95,13 @@ def gradient_matching_objective(
         return {n: (params[n] - current[n]) / lr for n in names}
 
     def objective(
-        dummy: torch.Tensor, soft_labels: torch.Tensor
+        dummy: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        update = client_update(dummy, soft_labels)
+        update = client_update(dummy, soft_labels, masks)
         gap = distance([update[n] for n in names], target)
-        return gap + config.tv_weight * total_variation(dummy), gap
+        loss = gap + config.tv_weight * total_variation(dummy)
+        if masks:
+            loss = loss + config.mask_rate_weight * mask_rate_penalty(masks, rate)
+        return loss, gap
 
     return objective

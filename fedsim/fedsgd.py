@@ -8,14 +8,18 @@ from torch import nn
 from fedsim.data import DatasetSpec, normalize
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec
+from fedsim.models.dropout import client_mode, recording_masks
 from fedsim.observation import Observation
 
 
 def client_gradient(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, train_mode: bool
 ) -> dict[str, torch.Tensor]:
-    """Gradient of the mean cross-entropy of one normalised batch w.r.t. each parameter."""
-    model.train(train_mode)
+    """Gradient of the mean cross-entropy of one normalised batch w.r.t. each parameter.
+
+    BatchNorm follows ``train_mode``; dropout layers draw masks whenever their rate is > 0.
+    """
+    client_mode(model, train_mode)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     loss = nn.functional.cross_entropy(model(inputs), labels)
     grads = torch.autograd.grad(loss, [p for _, p in named])
@@ -36,7 +40,8 @@ def fedsgd_observation(
 ) -> tuple[Observation, GroundTruth]:
     """Simulate a FedSGD client on [0, 1] pixels; return what the server sees and the secret."""
     global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    gradient = client_gradient(model, normalize(images, dataset), labels, train_mode=train_mode)
+    with recording_masks(model) as masks:
+        gradient = client_gradient(model, normalize(images, dataset), labels, train_mode=train_mode)
     observation = Observation(
         model=model_spec,
         dataset=dataset.name,
@@ -52,4 +57,5 @@ def fedsgd_observation(
         train_mode=train_mode,
         labels=labels.clone() if grant_labels else None,
     )
-    return observation, GroundTruth(images.detach().cpu(), labels.detach().cpu(), indices)
+    truth = GroundTruth(images.detach().cpu(), labels.detach().cpu(), indices, masks)
+    return observation, truth

@@ -1,9 +1,9 @@
 """The ClientApp: trains the global model on its partition and keeps its batches to itself.
 
 ``flwr run .`` loads ``app`` (settings from the run config); :func:`build_client_app` makes one
-bound to a :class:`SimulationConfig` for ``fedsim.flower.simulation``. The images, labels and
-dataset indices a client trains on are saved client-side as GroundTruth; the reply carries
-only the new arrays, ``num-examples`` and the client's partition id.
+bound to a :class:`SimulationConfig` for ``fedsim.flower.simulation``. The images, labels,
+dataset indices and dropout masks of a client's steps are saved client-side as GroundTruth;
+the reply carries only the new arrays, ``num-examples`` and the client's partition id.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from fedsim.flower.records import (
 from fedsim.flower.run_dir import ground_truth_path
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import build_model
+from fedsim.models.dropout import recording_masks
 
 
 def build_client_app(config: SimulationConfig | None = None) -> ClientApp:
@@ -64,20 +65,22 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     model = build_model(run.model_spec())
     model.load_state_dict(to_state_dict(msg.content[ARRAYS_KEY]))
     torch.manual_seed(dropout_seed(run.seed, server_round, partition_id))
-    sgd_steps(
-        model,
-        batches,
-        data.spec,
-        lr=lr,
-        train_mode=run.train_mode,
-        momentum=float(sent["momentum"]),
-        weight_decay=float(sent["weight-decay"]),
-    )
+    with recording_masks(model) as dropout_masks:
+        sgd_steps(
+            model,
+            batches,
+            data.spec,
+            lr=lr,
+            train_mode=run.train_mode,
+            momentum=float(sent["momentum"]),
+            weight_decay=float(sent["weight-decay"]),
+        )
 
     GroundTruth(
         images=torch.cat([images for images, _ in batches]),
         labels=torch.cat([labels for _, labels in batches]),
         indices=tuple(index for indices in steps for index in indices),
+        dropout_masks=dropout_masks,
     ).save(ground_truth_path(run.out_dir, server_round, partition_id))
     content = RecordDict(
         {

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from fedsim.data import DatasetSpec, normalize
+from fedsim.models.dropout import client_mode
 
 
 def step_indices(
@@ -49,8 +50,11 @@ def sgd_steps(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
 ) -> list[float]:
-    """One plain SGD step (mean cross-entropy) per batch of [0, 1] pixels; return the losses."""
-    model.train(train_mode)
+    """One SGD step (mean cross-entropy) per batch of [0, 1] pixels; return the losses.
+
+    BatchNorm follows ``train_mode``; dropout layers draw masks whenever their rate is > 0.
+    """
+    client_mode(model, train_mode)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
     )

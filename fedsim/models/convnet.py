@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fedsim.errors import UserInputError
+from fedsim.models.dropout import MaskedDropout
 
 _POOL = 3
 # Output channels of the 3x3 conv blocks in each stage; every stage ends in a 3x3 max-pool.
@@ -36,7 +37,7 @@ class ConvNet64(nn.Module):
             layers.append(nn.MaxPool2d(_POOL))
         self.features = nn.Sequential(*layers, nn.Flatten())
         # Present even at p=0 so attacks on dropout (DIA) always find the layer.
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = MaskedDropout(dropout)
         self.classifier = nn.Linear(in_channels * feature_h * feature_w, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

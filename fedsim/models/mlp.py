@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from fedsim.models.dropout import MaskedDropout
+
 _HIDDEN = 512
 _DEPTH = 3
 
@@ -19,7 +21,8 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         in_features = math.prod(image_shape)
         for _ in range(_DEPTH):
-            layers += [nn.Linear(in_features, _HIDDEN, bias=False), nn.GELU(), nn.Dropout(dropout)]
+            linear = nn.Linear(in_features, _HIDDEN, bias=False)
+            layers += [linear, nn.GELU(), MaskedDropout(dropout)]
             in_features = _HIDDEN
         layers.append(nn.Linear(in_features, num_classes, bias=False))
         self.layers = nn.Sequential(*layers)

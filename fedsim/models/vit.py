@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fedsim.errors import UserInputError
+from fedsim.models.dropout import MaskedDropout
 
 PATCH_SIZE = 4
 _DIM = 256
@@ -22,9 +23,9 @@ class Attention(nn.Module):
         self.heads = heads
         self.scale = (dim // heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.attention_dropout = nn.Dropout(dropout)
+        self.attention_dropout = MaskedDropout(dropout)
         self.projection = nn.Linear(dim, dim)
-        self.projection_dropout = nn.Dropout(dropout)
+        self.projection_dropout = MaskedDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend over tokens [N, T, D]."""
@@ -48,9 +49,9 @@ class Block(nn.Module):
         self.feed_forward = nn.Sequential(
             nn.Linear(dim, mlp_hidden),
             nn.GELU(),
-            nn.Dropout(dropout),
+            MaskedDropout(dropout),
             nn.Linear(mlp_hidden, dim),
-            nn.Dropout(dropout),
+            MaskedDropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +77,7 @@ class ViTSmall(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(1, num_patches + 1, _DIM))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.position_embedding, std=0.02)
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = MaskedDropout(dropout)
         self.blocks = nn.Sequential(
             *(Block(_DIM, _HEADS, _MLP_HIDDEN, dropout) for _ in range(_DEPTH))
         )

@@ -97,8 +97,8 @@ def test_the_replayed_client_explains_its_real_capture(multi_step_run: Path) -> 
     soft_labels = torch.nn.functional.one_hot(truth.labels, 10).float()
     inputs = normalize(truth.images, get_dataset_spec("mnist"))
 
-    _, at_truth = objective(inputs, soft_labels)
-    _, elsewhere = objective(torch.zeros_like(inputs), soft_labels)
+    _, at_truth = objective(inputs, soft_labels, {})
+    _, elsewhere = objective(torch.zeros_like(inputs), soft_labels, {})
 
     assert (observation.momentum, observation.weight_decay) == (MOMENTUM, WEIGHT_DECAY)
     assert at_truth.item() < 1e-5 < elsewhere.item()

@@ -21,7 +21,9 @@ def test_models_json_lists_parameter_counts(run_cli) -> None:
     assert set(counts) == {"lenet", "convnet64", "resnet18", "mlp", "vit-small"}
 
 
-@pytest.mark.parametrize(("command", "expected"), [("attacks", {"dlg", "idlg", "ig", "ig-fast"})])
+@pytest.mark.parametrize(
+    ("command", "expected"), [("attacks", {"dlg", "idlg", "ig", "ig-fast", "dia", "wiig"})]
+)
 def test_listings(command: str, expected: set[str], run_cli) -> None:
     code, out, _ = run_cli([command, "--json"])
 

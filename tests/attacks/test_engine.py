@@ -24,8 +24,8 @@ def test_objective_vanishes_at_the_true_batch(
     matching = gradient_matching_objective(observation, config, torch.device("cpu"))
     soft_labels = torch.nn.functional.one_hot(truth.labels, 10).float()
     spec = get_dataset_spec("cifar10")
-    _, at_truth = matching(normalize(truth.images, spec), soft_labels)
-    _, elsewhere = matching(normalize(torch.rand_like(truth.images), spec), soft_labels)
+    _, at_truth = matching(normalize(truth.images, spec), soft_labels, {})
+    _, elsewhere = matching(normalize(torch.rand_like(truth.images), spec), soft_labels, {})
 
     assert at_truth.item() < 1e-6 * max(1.0, elsewhere.item())
     assert elsewhere.item() > 1e-3
@@ -142,8 +142,8 @@ def test_replaying_local_steps_explains_a_multi_step_update(
     naive_config = get_preset("ig", objective=objective, assume_fedsgd=True)
     naive = gradient_matching_objective(observation, naive_config, cpu)
 
-    _, replay_gap = replayed(true_inputs, soft_labels)
-    _, naive_gap = naive(true_inputs, soft_labels)
+    _, replay_gap = replayed(true_inputs, soft_labels, {})
+    _, naive_gap = naive(true_inputs, soft_labels, {})
 
     assert replay_gap.item() < 1e-6 * max(1.0, naive_gap.item())
     assert naive_gap.item() > 1e-4

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fedsim.data import DATA_DIR_ENV
 from fedsim.flower.partitions import client_partitions
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
@@ -195,6 +196,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iter
         "FLWR_HOME": str(root / "cli-flwr-home"),
         "FLWR_TELEMETRY_ENABLED": "0",
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        # The apps run in folders of Flower's choosing, so a relative data root must not leak.
+        DATA_DIR_ENV: str(data_dir.resolve()),
     }
     deployment = Deployment(root=root, run_dir=root / "run", env=env)
     link_port, *node_ports = _free_ports(1 + CLIENTS)
