@@ -60,6 +60,7 @@ def plain_loop(config: SimulationConfig) -> dict[str, float]:
                 seed=config.seed,
                 server_round=server_round,
                 partition_id=client,
+                local_epochs=config.local_epochs,
             )
             batches = [data.images(indices) for indices in steps]
             client_model.load_state_dict(state)
@@ -71,7 +72,7 @@ def plain_loop(config: SimulationConfig) -> dict[str, float]:
                 tuple(i for indices in steps for i in indices),
             ).save(ground_truth_path(config.out_dir, server_round, client))
             new_state = {k: v.detach().clone() for k, v in client_model.state_dict().items()}
-            examples = config.local_steps * config.batch_size
+            examples = len(steps) * config.batch_size
             recorder.record(server_round, client, state, new_state, examples)
             returned.append(new_state)
         state = {

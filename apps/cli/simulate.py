@@ -24,6 +24,9 @@ def simulate(
     clients: Annotated[int, typer.Option(help="Simulated clients, one partition each.")] = 8,
     rounds: Annotated[int, typer.Option(help="FedAvg rounds.")] = 3,
     local_steps: Annotated[int, typer.Option(help="SGD steps per client and round.")] = 1,
+    local_epochs: Annotated[
+        int, typer.Option(help="Passes over the partition per round, instead of steps.")
+    ] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per local step.")] = 4,
     lr: Annotated[float, typer.Option(help="Client SGD learning rate.")] = 0.1,
     momentum: Annotated[float, typer.Option(help="Client SGD momentum.")] = 0.0,
@@ -47,6 +50,7 @@ def simulate(
         clients=clients,
         rounds=rounds,
         local_steps=local_steps,
+        local_epochs=local_epochs,
         batch_size=batch_size,
         lr=lr,
         momentum=momentum,

@@ -29,7 +29,6 @@ class ObservationRecorder:
     dataset: DatasetSpec
     parameter_names: tuple[str, ...]
     lr: float
-    local_steps: int
     batch_size: int
     train_mode: bool
     momentum: float = 0.0
@@ -46,7 +45,6 @@ class ObservationRecorder:
             dataset=run.dataset_spec(),
             parameter_names=parameter_names,
             lr=run.lr,
-            local_steps=run.local_steps,
             batch_size=run.batch_size,
             train_mode=run.train_mode,
             momentum=run.momentum,
@@ -73,7 +71,9 @@ class ObservationRecorder:
             lr=self.lr,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
-            local_steps=self.local_steps,
+            # Full batches per step, so the reply's example count tells the steps (also when
+            # clients run epochs over partitions of different sizes).
+            local_steps=num_examples // self.batch_size,
             batch_size=self.batch_size,
             num_examples=num_examples,
             train_mode=self.train_mode,

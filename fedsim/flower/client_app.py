@@ -59,6 +59,7 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
         seed=run.seed,
         server_round=server_round,
         partition_id=partition_id,
+        local_epochs=int(sent["local-epochs"]),
     )
     batches = [data.images(indices) for indices in steps]
 
@@ -85,7 +86,7 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     content = RecordDict(
         {
             ARRAYS_KEY: to_array_record(model.state_dict()),
-            METRICS_KEY: MetricRecord({NUM_EXAMPLES: local_steps * batch_size}),
+            METRICS_KEY: MetricRecord({NUM_EXAMPLES: len(steps) * batch_size}),
             CLIENT_KEY: ConfigRecord({PARTITION_ID: partition_id}),
         }
     )

@@ -19,6 +19,7 @@ RUN_CONFIG_KEYS = {
     "model": "model",
     "rounds": "num-rounds",
     "local_steps": "local-steps",
+    "local_epochs": "local-epochs",
     "batch_size": "batch-size",
     "lr": "lr",
     "momentum": "momentum",
@@ -36,9 +37,10 @@ RUN_CONFIG_KEYS = {
 class SimulationConfig(BaseModel):
     """One federated run: data, model, partitioning, local training, evaluation, run folder.
 
-    Every client runs ``local_steps`` SGD steps (mean cross-entropy; torch's SGD with
-    ``momentum`` and ``weight_decay``, fresh each round) at learning rate ``lr`` on batches of
-    ``batch_size`` images of its partition, in train mode unless ``train_mode`` is False.
+    Every client runs ``local_steps`` SGD steps, or ``local_epochs`` passes over its partition
+    when that is above 0 (mean cross-entropy; torch's SGD with ``momentum`` and
+    ``weight_decay``, fresh each round) at learning rate ``lr`` on batches of ``batch_size``
+    images of its partition, in train mode unless ``train_mode`` is False.
     Global accuracy uses the first ``test_images`` test images.
     """
 
@@ -49,6 +51,7 @@ class SimulationConfig(BaseModel):
     clients: int = Field(8, ge=1)
     rounds: int = Field(3, ge=1)
     local_steps: int = Field(1, ge=1)
+    local_epochs: int = Field(0, ge=0)
     batch_size: int = Field(4, ge=1)
     lr: float = Field(0.1, gt=0, allow_inf_nan=False)
     momentum: float = Field(0.0, ge=0, lt=1)
@@ -78,6 +81,15 @@ class SimulationConfig(BaseModel):
     @classmethod
     def _known_partition(cls, text: str) -> str:
         return str(parse_partition(text))
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> SimulationConfig:
+        if self.local_epochs and self.local_steps != 1:
+            raise UserInputError(
+                f"local_steps={self.local_steps} and local_epochs={self.local_epochs} both set; "
+                "give one: steps per round, or passes over the partition per round"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dropout_applies(self) -> SimulationConfig:

@@ -20,14 +20,24 @@ def step_indices(
     seed: int,
     server_round: int,
     partition_id: int,
+    local_epochs: int = 0,
 ) -> list[list[int]]:
     """Dataset indices of each local step's batch, drawn from ``partition`` without replacement.
 
     The partition is shuffled by a generator seeded with (seed, round, partition id) and cut
     into consecutive batches; when the steps need more images than the partition holds, a
-    fresh shuffle follows, like a new epoch.
+    fresh shuffle follows, like a new epoch. With ``local_epochs`` > 0 the client makes that
+    many passes instead, each a fresh shuffle cut into ``len(partition) // batch_size`` full
+    batches (the remainder of a pass is dropped, as ``DataLoader(drop_last=True)`` does).
     """
     rng = np.random.default_rng([seed, server_round, partition_id])
+    if local_epochs:
+        per_epoch = len(partition) // batch_size
+        batches: list[list[int]] = []
+        for _ in range(local_epochs):
+            order = rng.permutation(partition).tolist()
+            batches += [order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch)]
+        return batches
     needed = local_steps * batch_size
     order: list[int] = []
     while len(order) < needed:

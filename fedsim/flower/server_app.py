@@ -86,6 +86,7 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
                 "momentum": run.momentum,
                 "weight-decay": run.weight_decay,
                 "local-steps": run.local_steps,
+                "local-epochs": run.local_epochs,
                 "batch-size": run.batch_size,
             }
         ),

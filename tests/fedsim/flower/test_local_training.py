@@ -36,3 +36,15 @@ def test_steps_beyond_the_partition_start_a_new_shuffle() -> None:
 
     first_epoch = steps[0] + steps[1][:2]
     assert sorted(first_epoch) == list(range(6))
+
+
+def test_epochs_pass_over_the_whole_partition_in_full_batches() -> None:
+    partition = np.arange(100, 111)  # 11 images: two full batches of 4 per pass, 3 dropped
+
+    steps = _steps(partition, local_steps=1, local_epochs=3)
+
+    assert [len(batch) for batch in steps] == [4] * 6
+    for epoch in range(3):
+        seen = steps[2 * epoch] + steps[2 * epoch + 1]
+        assert len(set(seen)) == 8 and set(seen) <= set(partition.tolist())
+    assert steps[:2] != steps[2:4]  # each pass is a fresh shuffle

@@ -166,6 +166,7 @@ def test_observation_files_hold_no_ground_truth(run) -> None:
         (["--lr", "0"], "lr"),
         (["--model", "alexnet"], "alexnet"),
         (["--model", "lenet", "--dropout", "0.5"], "dropout"),
+        (["--local-steps", "2", "--local-epochs", "1"], "local_epochs"),
     ],
 )
 def test_bad_configuration_fails_early_with_one_line(args: list[str], named: str, tmp_path) -> None:
@@ -187,3 +188,27 @@ def test_batch_larger_than_a_partition_fails_before_ray_starts(data_dir, tmp_pat
         "client 0 of 1000 with iid); use --batch-size ≤ 60 or fewer clients"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_epochs_train_on_the_whole_partition_and_the_server_counts_the_steps(
+    data_dir, tmp_path, one_thread
+) -> None:
+    # Two clients of 30,000 digits, batches of 10,000: one epoch is three full steps.
+    run_dir, batch = tmp_path / "run", 10_000
+    args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", "2"]
+    args += ["--rounds", "1", "--local-epochs", "1", "--batch-size", str(batch)]
+    args += ["--lr", "0.01", "--test-images", "100", "--seed", str(SEED), "--out", str(run_dir)]
+
+    code, _, err = run_cli(args)
+
+    assert code == 0, err
+    observation, truth = _load(run_dir, 1, 0)
+    assert observation.local_steps == 3 and observation.num_examples == 3 * batch
+    assert sorted(truth.indices) == sorted(set(truth.indices)) and len(truth.indices) == 3 * batch
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    batches = list(zip(truth.images.split(batch), truth.labels.split(batch), strict=True))
+    torch.manual_seed(dropout_seed(SEED, 1, 0))
+    sgd_steps(model, batches, get_dataset_spec("mnist"), lr=0.01, train_mode=True)
+    for name, returned in observation.client_update.items():
+        assert torch.equal(returned, dict(model.named_parameters())[name].detach()), name
