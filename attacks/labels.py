@@ -38,7 +38,10 @@ def _without_decay(
 
     With momentum μ over S steps, step k's direction enters the update Σ_{j<S-k} μ^j times;
     the weights barely move within a round, so decay contributes ≈ wd · w₀ · Σ_k Σ_{j<S-k} μ^j.
+    Adam normalises the decayed gradient, so its decay cannot be subtracted: kept as it is.
     """
+    if observation.optimizer == "adam":
+        return gradient[name]
     steps, momentum = observation.local_steps, observation.momentum
     weight = sum(momentum**j for k in range(steps) for j in range(steps - k))
     return gradient[name] - observation.weight_decay * weight * observation.global_state[name]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_
 
+from attacks.client_optimizers import client_step
 from attacks.config import AttackConfig
 from attacks.dropout_masks import Masks, mask_rate_penalty
 from attacks.objectives import OBJECTIVES
@@ -45,9 +46,10 @@ def gradient_matching_objective(
 
     Images are in the model's normalised input space, ``examples_seen`` of them in step order;
     soft labels are (images, classes) probabilities (one-hot when the labels are fixed); masks,
-    per dropout layer, hold one mask per image in the same order (empty: dropout off). With
-    several local steps the client's SGD is replayed on the dummy batch from the known lr,
-    steps and batch size, unless ``config.assume_fedsgd`` asks for the naive one-gradient view.
+    per dropout layer, hold one mask per image in the same order (empty: dropout off). The
+    client's optimiser (SGD or Adam, :mod:`attacks.client_optimizers`) is replayed on the dummy
+    batch from the known lr, steps and batch size, unless ``config.assume_fedsgd`` asks for the
+    naive view of the update as one gradient of all its images.
     """
     model = attacker_model(observation).to(device)
     names = observation.parameter_names()
@@ -58,8 +60,11 @@ def gradient_matching_objective(
     distance = OBJECTIVES[config.objective]
     steps = 1 if config.assume_fedsgd else observation.local_steps
     step_size, lr = observation.examples_seen // steps, observation.lr
-    momentum, decay = observation.momentum, observation.weight_decay
-    rate = observation.model.dropout
+    decay, rate = observation.weight_decay, observation.model.dropout
+    # One SGD step's update is its direction, gradient plus decay: skip the round trip
+    # through the weights, whose float rounding would blur a tiny gradient.
+    plain_gradient = steps == 1 and (observation.optimizer == "sgd" or config.assume_fedsgd)
+    step_weights = client_step(observation)
 
     def training_loss(
         p: dict[str, torch.Tensor], images: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
@@ -71,27 +76,15 @@ def gradient_matching_objective(
     def client_update(
         dummy: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
     ) -> dict[str, torch.Tensor]:
-        """(global − weights after the local steps)/lr on the dummy batch.
-
-        The steps follow torch's SGD: d = grad + weight_decay·w, then the momentum buffer
-        b = d on the first step and momentum·b + d after, then w ← w − lr·b.
-        """
-        current, velocity = params, None
+        """(global − weights after the client's local steps)/lr on the dummy batch."""
+        current, state = params, None
         for step in range(steps):
             chunk = slice(step * step_size, (step + 1) * step_size)
             step_masks = {name: mask[chunk] for name, mask in masks.items()}
             step_grad = grad(training_loss)(current, dummy[chunk], soft_labels[chunk], step_masks)
-            direction = (
-                {n: step_grad[n] + decay * current[n] for n in names} if decay else step_grad
-            )
-            if steps == 1:
-                return direction
-            velocity = (
-                direction
-                if velocity is None
-                else {n: momentum * velocity[n] + direction[n] for n in names}
-            )
-            current = {n: current[n] - lr * velocity[n] for n in names}
+            if plain_gradient:
+                return {n: step_grad[n] + decay * current[n] for n in names} if decay else step_grad
+            current, state = step_weights(current, step_grad, state, step + 1)
         return {n: (params[n] - current[n]) / lr for n in names}
 
     def objective(

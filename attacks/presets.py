@@ -76,8 +76,8 @@ def attack_names() -> list[str]:
     return list(PRESETS)
 
 
-def get_preset(name: str, **overrides: object) -> AttackConfig:
-    """The named preset, with any fields overridden (validated)."""
-    if name not in PRESETS:
-        raise UnknownNameError("attack", name, PRESETS)
-    return AttackConfig.model_validate({**PRESETS[name].model_dump(), **overrides})
+def get_preset(preset: str, /, **overrides: object) -> AttackConfig:
+    """The named preset, with any fields (``name`` included) overridden and validated."""
+    if preset not in PRESETS:
+        raise UnknownNameError("attack", preset, PRESETS)
+    return AttackConfig.model_validate({**PRESETS[preset].model_dump(), **overrides})

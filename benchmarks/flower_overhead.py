@@ -27,7 +27,7 @@ import torch
 from fedsim.flower.capture import ObservationRecorder
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.evaluation import GlobalEvaluator
-from fedsim.flower.local_training import dropout_seed, sgd_steps, step_indices
+from fedsim.flower.local_training import dropout_seed, step_indices, train_steps
 from fedsim.flower.run_dir import ground_truth_path
 from fedsim.flower.simulation import run_simulation
 from fedsim.ground_truth import GroundTruth
@@ -65,7 +65,16 @@ def plain_loop(config: SimulationConfig) -> dict[str, float]:
             batches = [data.images(indices) for indices in steps]
             client_model.load_state_dict(state)
             torch.manual_seed(dropout_seed(config.seed, server_round, client))
-            sgd_steps(client_model, batches, data.spec, lr=config.lr, train_mode=config.train_mode)
+            train_steps(
+                client_model,
+                batches,
+                data.spec,
+                lr=config.lr,
+                train_mode=config.train_mode,
+                optimizer=config.optimizer,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+            )
             GroundTruth(
                 torch.cat([b[0] for b in batches]),
                 torch.cat([b[1] for b in batches]),

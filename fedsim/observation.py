@@ -16,6 +16,7 @@ from fedsim.models import ModelSpec
 from fedsim.storage import load_tensors, save_tensors
 
 UpdateKind = Literal["gradient", "weights"]
+ClientOptimizer = Literal["sgd", "adam"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Observation:
     either the parameter gradient (FedSGD, ``update_kind="gradient"``) or the parameters the
     client returned (``"weights"``). ``labels`` is set only when the threat model grants them.
     ``mean``/``std`` are the model's input normalisation, which the server knows; ``lr``,
-    ``momentum`` and ``weight_decay`` are the clients' SGD settings the server chose.
+    ``optimizer`` (torch's SGD or Adam with default betas), ``momentum`` and ``weight_decay``
+    are the client optimiser settings the server chose.
     """
 
     model: ModelSpec
@@ -44,6 +46,7 @@ class Observation:
     labels: torch.Tensor | None = None
     momentum: float = 0.0
     weight_decay: float = 0.0
+    optimizer: ClientOptimizer = "sgd"
     defenses: tuple[str, ...] = ()
     context: dict[str, int | float | str] = field(default_factory=dict)
 
@@ -57,7 +60,8 @@ class Observation:
         return self.local_steps * self.batch_size
 
     def gradient(self) -> dict[str, torch.Tensor]:
-        """The gradient as sent, or (global − returned)/lr: the sum of the local steps' grads."""
+        """The gradient as sent, or (global − returned)/lr: the sum of the local SGD steps'
+        directions; for Adam clients, the sum of its normalised steps (≈ signs after one step)."""
         if self.update_kind == "gradient":
             return self.client_update
         return {

@@ -28,9 +28,10 @@ def simulate(
         int, typer.Option(help="Passes over the partition per round, instead of steps.")
     ] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per local step.")] = 4,
-    lr: Annotated[float, typer.Option(help="Client SGD learning rate.")] = 0.1,
+    lr: Annotated[float, typer.Option(help="Client learning rate.")] = 0.1,
+    optimizer: Annotated[str, typer.Option(help="Client optimiser: sgd or adam.")] = "sgd",
     momentum: Annotated[float, typer.Option(help="Client SGD momentum.")] = 0.0,
-    weight_decay: Annotated[float, typer.Option(help="Client SGD weight decay.")] = 0.0,
+    weight_decay: Annotated[float, typer.Option(help="Client weight decay (L2).")] = 0.0,
     partition: Annotated[
         str, typer.Option(help="iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or shards:K.")
     ] = "iid",
@@ -53,6 +54,7 @@ def simulate(
         local_epochs=local_epochs,
         batch_size=batch_size,
         lr=lr,
+        optimizer=optimizer,
         momentum=momentum,
         weight_decay=weight_decay,
         partition=partition,

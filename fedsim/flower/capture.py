@@ -11,7 +11,7 @@ from fedsim.data import DatasetSpec
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.run_dir import observation_path
 from fedsim.models import ModelSpec
-from fedsim.observation import Observation
+from fedsim.observation import ClientOptimizer, Observation
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ObservationRecorder:
     dataset: DatasetSpec
     parameter_names: tuple[str, ...]
     lr: float
+    optimizer: ClientOptimizer
     batch_size: int
     train_mode: bool
     momentum: float = 0.0
@@ -45,6 +46,7 @@ class ObservationRecorder:
             dataset=run.dataset_spec(),
             parameter_names=parameter_names,
             lr=run.lr,
+            optimizer=run.optimizer,
             batch_size=run.batch_size,
             train_mode=run.train_mode,
             momentum=run.momentum,
@@ -69,6 +71,7 @@ class ObservationRecorder:
             client_update={name: returned_state[name] for name in self.parameter_names},
             update_kind="weights",
             lr=self.lr,
+            optimizer=self.optimizer,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
             # Full batches per step, so the reply's example count tells the steps (also when

@@ -14,7 +14,7 @@ from flwr.clientapp import ClientApp
 
 from fedsim.errors import UserInputError
 from fedsim.flower.config import SimulationConfig
-from fedsim.flower.local_training import dropout_seed, sgd_steps, step_indices
+from fedsim.flower.local_training import dropout_seed, step_indices, train_steps
 from fedsim.flower.records import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -67,12 +67,13 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     model.load_state_dict(to_state_dict(msg.content[ARRAYS_KEY]))
     torch.manual_seed(dropout_seed(run.seed, server_round, partition_id))
     with recording_masks(model) as dropout_masks:
-        sgd_steps(
+        train_steps(
             model,
             batches,
             data.spec,
             lr=lr,
             train_mode=run.train_mode,
+            optimizer=str(sent["optimizer"]),
             momentum=float(sent["momentum"]),
             weight_decay=float(sent["weight-decay"]),
         )

@@ -12,6 +12,7 @@ from fedsim.data import DatasetSpec, ImageDataset, get_dataset_spec
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.flower.partitions import client_partitions, parse_partition, train_split
 from fedsim.models import ModelSpec, has_dropout, model_names
+from fedsim.observation import ClientOptimizer
 
 # SimulationConfig field → key in pyproject's [tool.flwr.app.config] and `flwr run -c`.
 RUN_CONFIG_KEYS = {
@@ -22,6 +23,7 @@ RUN_CONFIG_KEYS = {
     "local_epochs": "local-epochs",
     "batch_size": "batch-size",
     "lr": "lr",
+    "optimizer": "optimizer",
     "momentum": "momentum",
     "weight_decay": "weight-decay",
     "partition": "partition",
@@ -37,10 +39,11 @@ RUN_CONFIG_KEYS = {
 class SimulationConfig(BaseModel):
     """One federated run: data, model, partitioning, local training, evaluation, run folder.
 
-    Every client runs ``local_steps`` SGD steps, or ``local_epochs`` passes over its partition
+    Every client runs ``local_steps`` steps, or ``local_epochs`` passes over its partition
     when that is above 0 (mean cross-entropy; torch's SGD with ``momentum`` and
-    ``weight_decay``, fresh each round) at learning rate ``lr`` on batches of ``batch_size``
-    images of its partition, in train mode unless ``train_mode`` is False.
+    ``weight_decay``, or Adam with ``weight_decay``, fresh each round) at learning rate ``lr``
+    on batches of ``batch_size`` images of its partition, in train mode unless ``train_mode``
+    is False.
     Global accuracy uses the first ``test_images`` test images.
     """
 
@@ -54,6 +57,7 @@ class SimulationConfig(BaseModel):
     local_epochs: int = Field(0, ge=0)
     batch_size: int = Field(4, ge=1)
     lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    optimizer: ClientOptimizer = "sgd"
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     partition: str = "iid"
@@ -88,6 +92,15 @@ class SimulationConfig(BaseModel):
             raise UserInputError(
                 f"local_steps={self.local_steps} and local_epochs={self.local_epochs} both set; "
                 "give one: steps per round, or passes over the partition per round"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _momentum_is_sgds(self) -> SimulationConfig:
+        if self.optimizer == "adam" and self.momentum:
+            raise UserInputError(
+                f"momentum={self.momentum} applies to optimizer 'sgd'; 'adam' uses its default "
+                "betas (0.9, 0.999)"
             )
         return self
 

@@ -1,4 +1,4 @@
-"""A client's local training: which images each step uses, and plain SGD steps on them."""
+"""A client's local training: which images each step uses, and SGD or Adam steps on them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 
 from fedsim.data import DatasetSpec, normalize
 from fedsim.models.dropout import client_mode
+from fedsim.observation import ClientOptimizer
 
 
 def step_indices(
@@ -50,29 +51,37 @@ def dropout_seed(seed: int, server_round: int, partition_id: int) -> int:
     return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
 
 
-def sgd_steps(
+def train_steps(
     model: nn.Module,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
     dataset: DatasetSpec,
     *,
     lr: float,
     train_mode: bool,
+    optimizer: ClientOptimizer = "sgd",
     momentum: float = 0.0,
     weight_decay: float = 0.0,
 ) -> list[float]:
-    """One SGD step (mean cross-entropy) per batch of [0, 1] pixels; return the losses.
+    """One optimiser step (mean cross-entropy) per batch of [0, 1] pixels; return the losses.
 
-    BatchNorm follows ``train_mode``; dropout layers draw masks whenever their rate is > 0.
+    The optimiser is torch's SGD (``momentum``, ``weight_decay``) or Adam (default betas and
+    eps, ``weight_decay`` as an L2 term), fresh for the round. BatchNorm follows
+    ``train_mode``; dropout layers draw masks whenever their rate is > 0.
     """
     client_mode(model, train_mode)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-    )
+    if optimizer == "adam":
+        stepper: torch.optim.Optimizer = torch.optim.Adam(
+            model.parameters(), lr=lr, weight_decay=weight_decay
+        )
+    else:
+        stepper = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
     losses = []
     for images, labels in batches:
-        optimizer.zero_grad()
+        stepper.zero_grad()
         loss = nn.functional.cross_entropy(model(normalize(images, dataset)), labels)
         loss.backward()
-        optimizer.step()
+        stepper.step()
         losses.append(loss.item())
     return losses

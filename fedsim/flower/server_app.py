@@ -83,6 +83,7 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         train_config=ConfigRecord(
             {
                 "lr": run.lr,
+                "optimizer": run.optimizer,
                 "momentum": run.momentum,
                 "weight-decay": run.weight_decay,
                 "local-steps": run.local_steps,

@@ -105,11 +105,14 @@ def test_wiig_refuses_masks_that_do_not_fit_the_model() -> None:
 
 
 def test_plateau_cuts_the_lr_then_stops_the_search() -> None:
-    plateau = Plateau(get_preset("dia", iterations=100), active=True)  # cut after 4, stop at 20
+    # 100 iterations: a cut after 4 steps without improvement, a stop after 20.
+    plateau = Plateau(get_preset("dia", iterations=100), active=True)
+    factors = []
 
-    for iteration in range(1, 5):
-        plateau.update(1.0, iteration)
-    assert plateau.factor == pytest.approx(0.1) and not plateau.stopped
-    for iteration in range(5, 21):
-        plateau.update(1.0, iteration)
-    assert plateau.stopped
+    for iteration in range(1, 23):
+        plateau.update(1.0 if iteration > 1 else 2.0, iteration)
+        factors.append(plateau.factor)
+        assert plateau.stopped == (iteration == 22)
+
+    assert factors[4] == 1.0 and factors[5] == pytest.approx(0.1)  # best at 2, cut at 6
+    assert factors[9] == pytest.approx(0.01)  # and again 4 steps after the cut

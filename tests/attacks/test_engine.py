@@ -10,8 +10,9 @@ from attacks.matching import gradient_matching_objective
 from attacks.metrics import psnr
 from fedsim.data import get_dataset_spec, load_dataset, normalize
 from fedsim.fedsgd import fedsgd_observation
+from fedsim.flower.local_training import train_steps
 from fedsim.models import ModelSpec, build_model
-from fedsim.observation import Observation
+from fedsim.observation import ClientOptimizer, Observation
 
 
 @pytest.mark.parametrize("objective", ["cosine", "l2"])
@@ -90,9 +91,13 @@ def test_inverting_gradients_reconstructs_an_mnist_digit(data_dir) -> None:
 
 
 def multi_step_observation(
-    steps: int, batch: int, momentum: float = 0.0, weight_decay: float = 0.0
+    steps: int,
+    batch: int,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    optimizer: ClientOptimizer = "sgd",
 ) -> tuple[Observation, torch.Tensor]:
-    """A client that ran ``steps`` SGD steps on fresh batches; returns what it sent."""
+    """A client that ran ``steps`` optimiser steps on fresh batches; returns what it sent."""
     spec = get_dataset_spec("cifar10")
     torch.manual_seed(0)
     model_spec = ModelSpec("lenet", 10, spec.image_shape)
@@ -100,16 +105,18 @@ def multi_step_observation(
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(steps * batch, *spec.image_shape)
     labels = torch.arange(steps * batch) % 10
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=0.5, momentum=momentum, weight_decay=weight_decay
+    lr = 0.01 if optimizer == "adam" else 0.5
+    batches = list(zip(images.split(batch), labels.split(batch), strict=True))
+    train_steps(
+        model,
+        batches,
+        spec,
+        lr=lr,
+        train_mode=False,
+        optimizer=optimizer,
+        momentum=momentum,
+        weight_decay=weight_decay,
     )
-    for chunk in torch.arange(steps * batch).split(batch):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(
-            model(normalize(images[chunk], spec)), labels[chunk]
-        )
-        loss.backward()
-        optimizer.step()
     observation = Observation(
         model=model_spec,
         dataset="cifar10",
@@ -118,7 +125,8 @@ def multi_step_observation(
         global_state=global_state,
         client_update={n: p.detach().clone() for n, p in model.named_parameters()},
         update_kind="weights",
-        lr=0.5,
+        lr=lr,
+        optimizer=optimizer,
         local_steps=steps,
         batch_size=batch,
         num_examples=steps * batch,
@@ -131,11 +139,14 @@ def multi_step_observation(
 
 
 @pytest.mark.parametrize("objective", ["cosine", "l2"])
-@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.0, 0.0), (0.9, 5e-3)])
+@pytest.mark.parametrize(
+    ("optimizer", "momentum", "weight_decay"),
+    [("sgd", 0.0, 0.0), ("sgd", 0.9, 5e-3), ("adam", 0.0, 0.0), ("adam", 0.0, 5e-3)],
+)
 def test_replaying_local_steps_explains_a_multi_step_update(
-    objective: str, momentum: float, weight_decay: float
+    objective: str, optimizer: str, momentum: float, weight_decay: float
 ) -> None:
-    observation, true_inputs = multi_step_observation(3, 2, momentum, weight_decay)
+    observation, true_inputs = multi_step_observation(3, 2, momentum, weight_decay, optimizer)
     soft_labels = torch.nn.functional.one_hot(observation.labels, 10).float()
     cpu = torch.device("cpu")
     replayed = gradient_matching_objective(observation, get_preset("ig", objective=objective), cpu)

@@ -18,7 +18,7 @@ from safetensors import safe_open
 
 from apps.cli import main
 from fedsim.data import get_dataset_spec
-from fedsim.flower.local_training import dropout_seed, sgd_steps
+from fedsim.flower.local_training import dropout_seed, train_steps
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
     CONFIG_FILE,
@@ -113,7 +113,7 @@ def test_captured_update_is_the_clients_real_update(
     )
 
     torch.manual_seed(dropout_seed(SEED, server_round, client))
-    sgd_steps(model, batches, spec, lr=observation.lr, train_mode=observation.train_mode)
+    train_steps(model, batches, spec, lr=observation.lr, train_mode=observation.train_mode)
 
     assert (observation.context["round"], observation.context["client"]) == (server_round, client)
     assert len(batches) == observation.local_steps == 1
@@ -167,6 +167,8 @@ def test_observation_files_hold_no_ground_truth(run) -> None:
         (["--model", "alexnet"], "alexnet"),
         (["--model", "lenet", "--dropout", "0.5"], "dropout"),
         (["--local-steps", "2", "--local-epochs", "1"], "local_epochs"),
+        (["--optimizer", "rmsprop"], "rmsprop"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "momentum"),
     ],
 )
 def test_bad_configuration_fails_early_with_one_line(args: list[str], named: str, tmp_path) -> None:
@@ -209,6 +211,6 @@ def test_epochs_train_on_the_whole_partition_and_the_server_counts_the_steps(
     model.load_state_dict(observation.global_state)
     batches = list(zip(truth.images.split(batch), truth.labels.split(batch), strict=True))
     torch.manual_seed(dropout_seed(SEED, 1, 0))
-    sgd_steps(model, batches, get_dataset_spec("mnist"), lr=0.01, train_mode=True)
+    train_steps(model, batches, get_dataset_spec("mnist"), lr=0.01, train_mode=True)
     for name, returned in observation.client_update.items():
         assert torch.equal(returned, dict(model.named_parameters())[name].detach()), name
