@@ -7,7 +7,7 @@ a client update that the curious server captured in a Flower run (``CaptureAttac
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +17,7 @@ from apps.report import write_attack_report
 from apps.scoring import score
 from attacks import GradientInversion, get_preset
 from attacks.engine import ProgressCallback
+from attacks.generators import generator_for
 from fedsim.data import load_dataset
 from fedsim.device import resolve_device
 from fedsim.errors import UserInputError
@@ -42,6 +43,7 @@ class AttackSettings(BaseModel):
     seed: int = 0
     labels: LabelChoice | None = None
     assume_fedsgd: bool = False
+    generator: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path
 
@@ -164,7 +166,16 @@ def _attack_and_report(
 ) -> dict:
     attack_config = get_preset(settings.attack, **settings.attack_overrides())
     device = resolve_device(settings.device)
-    attack = GradientInversion(attack_config, device=device, seed=settings.seed, progress=progress)
+    generator, generator_record = None, None
+    if attack_config.search == "generator":
+        generator, generator_record = generator_for(
+            observation.dataset, observation.model.image_shape, settings.generator
+        )
+    elif settings.generator is not None:
+        raise UserInputError(f"--generator applies to gifd and gan-latent, not {settings.attack}")
+    attack = GradientInversion(
+        attack_config, device=device, seed=settings.seed, progress=progress, generator=generator
+    )
     oracle = attack_config.dropout_masks == "oracle"
     reconstruction = attack(observation, oracle_masks=truth.dropout_masks if oracle else None)
     config = {
@@ -177,6 +188,7 @@ def _attack_and_report(
             "defenses": list(observation.defenses),
             "oracle": "client's true dropout masks (ground truth)" if oracle else None,
         },
+        "generator": None if generator_record is None else asdict(generator_record),
         **provenance(settings.seed, device),
     }
     return write_attack_report(

@@ -37,6 +37,19 @@ class AttackConfig(BaseModel):
         description="treat a multi-step update as one gradient of all its images (naive view) "
         "instead of replaying the client's local SGD steps",
     )
+    search: Literal["pixels", "generator"] = Field(
+        "pixels", description="search the pixels, or a generator's stage inputs (GIFD)"
+    )
+    generator_stages: int | None = Field(
+        None, ge=1, description="generator stages searched in turn (None: all; 1: latent only)"
+    )
+    feature_radius: float = Field(
+        0.5,
+        gt=0,
+        description="l1 radius of a stage's feature change, relative to the l1 norm "
+        "of the stage's starting feature map",
+    )
+    image_norm_weight: float = Field(0.0, ge=0, description="weight of the images' l2 norm")
     dropout_masks: Literal["off", "search", "oracle"] = Field(
         "off",
         description="the victim's dropout masks: unknown and left out of the attacker's model "

@@ -1,8 +1,10 @@
 """The one optimisation loop behind every gradient-inversion attack.
 
-A dummy batch per restart is pushed through the attacker's copy of the model, its parameter
-gradient is computed functionally (``torch.func``) and compared with the observed one; restarts
-are a ``vmap`` dimension, so K restarts cost one batched pass rather than K loops.
+A dummy batch per restart (pixels, or the images a generator makes from a searched stage input)
+is pushed through the attacker's copy of the model, its parameter gradient is computed
+functionally (``torch.func``) and compared with the observed one; restarts are a ``vmap``
+dimension, so K restarts cost one batched pass rather than K loops. Generator searches run
+the loop once per stage (GIFD), each stage starting where the previous one ended.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from torch.utils._pytree import tree_map
 
 from attacks.config import AttackConfig
 from attacks.dropout_masks import Masks, clamp_masks_, initial_masks, mask_shapes, oracle_masks
+from attacks.generators import StagedGenerator
 from attacks.initialization import INITIALIZERS
 from attacks.labels import LABEL_STRATEGIES
 from attacks.matching import gradient_matching_objective
 from attacks.reconstruction import Reconstruction
 from attacks.schedules import SCHEDULES, Plateau
+from attacks.search_spaces import GeneratorSpace, PixelBox, PixelSpace, project_to_sphere
+from fedsim.errors import UserInputError
 from fedsim.models import build_model
 from fedsim.observation import Observation
 
@@ -39,10 +44,12 @@ class GradientInversion:
         device: torch.device | str = "cpu",
         seed: int = 0,
         progress: ProgressCallback | None = None,
+        generator: StagedGenerator | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.seed = seed
+        self.generator = None if generator is None else generator.to(self.device)
         self.progress = progress
 
     def __call__(
@@ -58,23 +65,75 @@ class GradientInversion:
         """
         cfg = self.config
         box = PixelBox(observation.mean, observation.std, self.device)
-        generator = torch.Generator().manual_seed(self.seed)
-        dummy, label_param = self._starting_point(observation, box, generator)
-        masks = self._dropout_masks(observation, generator, oracle_masks)
-        step_fn = self._step_function(observation)
-        searched = [dummy, label_param] if label_param.requires_grad else [dummy]
+        rng = torch.Generator().manual_seed(self.seed)
+        if cfg.search == "generator" and self.generator is None:
+            raise UserInputError(
+                f"attack {cfg.name!r} searches a generator's inputs; none was given "
+                "(pass --generator PATH, or train one with `fedleak train-generator`)"
+            )
+        start = self._start(observation, box, rng)
+        label_param = self._label_parameters(observation, rng)
+        masks = self._dropout_masks(observation, rng, oracle_masks)
+        objective = gradient_matching_objective(observation, cfg, self.device)
+        stages = self._stages(start)
+        began = time.perf_counter()
+        history: list[float] = []
+        best: tuple[float, torch.Tensor, int, int] | None = None
+        iterations, distances = 0, ()
+        for index, stage in enumerate(stages):
+            space = self._space(stage, start, box)
+            step_fn = self._step_function(objective, space)
+            stage_history = self._optimise(space, step_fn, label_param, masks, index, len(stages))
+            _, (_, gaps) = step_fn(space.params.detach(), label_param.detach(), _detached(masks))
+            history += stage_history
+            iterations += len(stage_history)
+            restart = int(gaps.argmin())
+            if best is None or float(gaps[restart]) < best[0]:
+                images = vmap(space.images)(space.params.detach())[restart]
+                best = (float(gaps[restart]), images, restart, stage)
+                distances = tuple(gaps.tolist())
+            start = self._next_start(space)
+        assert best is not None
+        gap, images, restart, stage = best
+        return Reconstruction(
+            images=box.to_pixels(images).cpu(),
+            labels=label_param.detach()[restart].argmax(-1).cpu(),
+            gradient_distance=gap,
+            restart_distances=distances,
+            history=tuple(history),
+            iterations=iterations,
+            wall_s=time.perf_counter() - began,
+            config={**cfg.model_dump(), "best_stage": stage},
+        )
+
+    def _optimise(
+        self,
+        space: PixelSpace | GeneratorSpace,
+        step_fn: Callable,
+        label_param: torch.Tensor,
+        masks: Masks,
+        stage_index: int,
+        stage_count: int,
+    ) -> list[float]:
+        """One optimisation loop over ``space`` with a 1/stage_count share of the budget."""
+        cfg = self.config
+        searched = [space.params, label_param] if label_param.requires_grad else [space.params]
         if cfg.dropout_masks == "search":
             searched += list(masks.values())
         optimizer = _make_optimizer(cfg, searched)
         schedule = SCHEDULES[cfg.schedule]
-        plateau = Plateau(cfg, active=cfg.schedule == "plateau")
+        budget = max(1, cfg.iterations // stage_count)
+        time_budget = None if cfg.time_budget_s is None else cfg.time_budget_s / stage_count
+        plateau = Plateau(cfg, budget, active=cfg.schedule == "plateau")
         gaps = torch.full((cfg.restarts,), float("inf"))
 
         def closure() -> torch.Tensor:
             nonlocal gaps
             optimizer.zero_grad()
-            (image_grad, label_grad, mask_grads), (total, gap) = step_fn(dummy, label_param, masks)
-            dummy.grad = image_grad.sign() if cfg.signed else image_grad
+            (params_grad, label_grad, mask_grads), (total, gap) = step_fn(
+                space.params, label_param, masks
+            )
+            space.params.grad = params_grad.sign() if cfg.signed else params_grad
             if label_param.requires_grad:
                 label_param.grad = label_grad
             if cfg.dropout_masks == "search":
@@ -86,60 +145,75 @@ class GradientInversion:
         history: list[float] = []
         start = time.perf_counter()
         iteration, fraction = 0, 0.0
-        while iteration < cfg.iterations and fraction < 1.0 and not plateau.stopped:
+        while iteration < budget and fraction < 1.0 and not plateau.stopped:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * schedule(fraction) * plateau.factor
             loss = optimizer.step(closure)
-            if cfg.boxed:
-                box.clamp_(dummy)
+            space.project_()
             clamp_masks_(masks)
             iteration += 1
             history.append(float(gaps.min()))
             plateau.update(float(loss), iteration)
-            fraction = iteration / cfg.iterations
-            if cfg.time_budget_s is not None:
+            fraction = iteration / budget
+            if time_budget is not None:
                 elapsed = time.perf_counter() - start
-                fraction = max(fraction, elapsed / cfg.time_budget_s)
+                fraction = max(fraction, elapsed / time_budget)
                 # Stop unless another step and the final scoring pass fit in the budget.
-                if elapsed * (iteration + 2) / iteration > cfg.time_budget_s:
+                if elapsed * (iteration + 2) / iteration > time_budget:
                     fraction = 1.0
             if self.progress is not None:
                 done = 1.0 if plateau.stopped else min(fraction, 1.0)
-                self.progress(done, iteration, history[-1])
-        _, (_, final_gaps) = step_fn(dummy.detach(), label_param.detach(), _detached(masks))
-        wall_s = time.perf_counter() - start
-        best = int(final_gaps.argmin())
-        return Reconstruction(
-            images=box.to_pixels(dummy.detach()[best]).cpu(),
-            labels=label_param.detach()[best].argmax(-1).cpu(),
-            gradient_distance=float(final_gaps[best]),
-            restart_distances=tuple(final_gaps.tolist()),
-            history=tuple(history),
-            iterations=iteration,
-            wall_s=wall_s,
-            config=cfg.model_dump(),
-        )
+                self.progress((stage_index + done) / stage_count, len(history), history[-1])
+        return history
 
-    def _starting_point(
-        self, observation: Observation, box: PixelBox, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dummy images (restarts, batch, C, H, W) and label parameters (restarts, batch, classes).
+    def _start(self, observation: Observation, box: PixelBox, rng: torch.Generator) -> torch.Tensor:
+        """The first search point, restarts first: dummy images, or generator latents."""
+        cfg = self.config
+        batch = (cfg.restarts, observation.examples_seen)
+        if cfg.search == "generator":
+            latents = torch.randn(*batch, self.generator.latent_dim, generator=rng)
+            return project_to_sphere(latents).to(self.device)
+        dummy = INITIALIZERS[cfg.init]((*batch, *observation.model.image_shape), rng)
+        dummy = dummy.to(self.device)
+        box.clamp_(dummy)
+        return dummy
 
-        Label parameters are one-hot and frozen for fixed labels, or logits searched jointly.
-        """
+    def _stages(self, start: torch.Tensor) -> list[int]:
+        """The generator stages searched in turn ([0] for pixels: one plain search)."""
+        if self.config.search == "pixels":
+            return [0]
+        available = len(self.generator.stages)
+        return list(range(min(self.config.generator_stages or available, available)))
+
+    def _space(self, stage: int, start: torch.Tensor, box: PixelBox) -> PixelSpace | GeneratorSpace:
+        """The search space of one stage, starting at ``start``."""
+        cfg = self.config
+        if cfg.search == "pixels":
+            return PixelSpace(start, box, boxed=cfg.boxed)
+        radius = cfg.feature_radius * start.flatten(2).abs().sum(-1) if stage else None
+        return GeneratorSpace(self.generator, stage, start, box, radius=radius)
+
+    def _next_start(self, space: PixelSpace | GeneratorSpace) -> torch.Tensor:
+        """The next stage's start: the feature map this stage's input produces."""
+        if not isinstance(space, GeneratorSpace) or space.stage + 1 >= len(self.generator.stages):
+            return space.params.detach()
+        with torch.no_grad():
+            block = self.generator.stages[space.stage]
+            return vmap(block)(space.params.detach())
+
+    def _label_parameters(self, observation: Observation, rng: torch.Generator) -> torch.Tensor:
+        """Label parameters (restarts, batch, classes): one-hot and frozen for fixed labels, or
+        logits searched jointly."""
         cfg = self.config
         batch, classes = observation.examples_seen, observation.model.num_classes
-        shape = (cfg.restarts, batch, *observation.model.image_shape)
-        dummy = INITIALIZERS[cfg.init](shape, generator).to(self.device)
-        box.clamp_(dummy)
         if cfg.label_strategy == "optimize":
-            label_param = torch.randn(cfg.restarts, batch, classes, generator=generator)
+            label_param = torch.randn(cfg.restarts, batch, classes, generator=rng)
         else:
             labels = LABEL_STRATEGIES[cfg.label_strategy](observation)
             one_hot = nn.functional.one_hot(labels, classes).float()
             label_param = one_hot.expand(cfg.restarts, -1, -1).clone()
         joint = cfg.label_strategy == "optimize"
-        return dummy.requires_grad_(True), label_param.to(self.device).requires_grad_(joint)
+        return label_param.to(self.device).requires_grad_(joint)
 
     def _dropout_masks(
         self,
@@ -160,45 +234,28 @@ class GradientInversion:
         searched = cfg.dropout_masks == "search"
         return {n: m.to(self.device).requires_grad_(searched) for n, m in masks.items()}
 
-    def _step_function(self, observation: Observation) -> Callable:
-        """Gradients of every restart's objective w.r.t. images, labels and masks, batched."""
-        objective = gradient_matching_objective(observation, self.config, self.device)
+    def _step_function(self, objective: Callable, space: PixelSpace | GeneratorSpace) -> Callable:
+        """Gradients of every restart's objective w.r.t. the searched tensor, labels and masks,
+        batched over restarts."""
         joint = self.config.label_strategy == "optimize"
 
         def restart_objective(
-            dummy: torch.Tensor, label_param: torch.Tensor, masks: Masks
+            params: torch.Tensor, label_param: torch.Tensor, masks: Masks
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            return objective(dummy, label_param.softmax(-1) if joint else label_param, masks)
+            soft_labels = label_param.softmax(-1) if joint else label_param
+            return objective(space.images(params), soft_labels, masks)
 
         with_grads = grad_and_value(restart_objective, argnums=(0, 1, 2), has_aux=True)
         if self.config.restarts > 1:
             return vmap(with_grads, randomness="different")
 
-        def single_restart(dummy: torch.Tensor, label_param: torch.Tensor, masks: Masks) -> tuple:
+        def single_restart(params: torch.Tensor, label_param: torch.Tensor, masks: Masks) -> tuple:
             # One restart needs no vmap, whose batching rules cost ~10% per step on CPU.
             first = {name: mask[0] for name, mask in masks.items()}
-            grads, values = with_grads(dummy[0], label_param[0], first)
+            grads, values = with_grads(params[0], label_param[0], first)
             return _unsqueeze(grads), _unsqueeze(values)
 
         return single_restart
-
-
-class PixelBox:
-    """The valid pixel range [0, 1] expressed in the model's normalised input space."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
-        self.mean = torch.tensor(mean, device=device).view(-1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(-1, 1, 1)
-        self.low, self.high = (0 - self.mean) / self.std, (1 - self.mean) / self.std
-
-    @torch.no_grad()
-    def clamp_(self, images: torch.Tensor) -> None:
-        """Project normalised images into the box, in place."""
-        images.copy_(torch.max(torch.min(images, self.high), self.low))
-
-    def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """De-normalise to pixels in [0, 1]."""
-        return (images * self.std + self.mean).clamp(0, 1)
 
 
 def _unsqueeze(values: tuple) -> tuple:

@@ -93,6 +93,8 @@ def gradient_matching_objective(
         update = client_update(dummy, soft_labels, masks)
         gap = distance([update[n] for n in names], target)
         loss = gap + config.tv_weight * total_variation(dummy)
+        if config.image_norm_weight:
+            loss = loss + config.image_norm_weight * dummy.norm()
         if masks:
             loss = loss + config.mask_rate_weight * mask_rate_penalty(masks, rate)
         return loss, gap

@@ -44,6 +44,23 @@ _DIA = AttackConfig(
     dropout_masks="search",
     mask_rate_weight=1e-4,
 )
+# Fang et al. 2023 (GIFD): cosine distance, TV 1e-4, image norm 1e-6, Adam lr 0.1 decaying
+# (cosine) within each stage, unsigned gradients, restarts; the latent and then each stage's
+# input searched in turn, the output being the stage with the lowest gradient distance.
+_GIFD = AttackConfig(
+    name="gifd",
+    objective="cosine",
+    tv_weight=1e-4,
+    image_norm_weight=1e-6,
+    optimizer="adam",
+    lr=0.1,
+    schedule="cosine",
+    signed=False,
+    boxed=False,
+    iterations=2_000,
+    restarts=4,
+    search="generator",
+)
 
 PRESETS: dict[str, AttackConfig] = {
     "dlg": _DLG,
@@ -59,6 +76,9 @@ PRESETS: dict[str, AttackConfig] = {
     "dia": _DIA,
     # The "well-informed" oracle of the same paper: DIA's recipe given the client's true masks.
     "wiig": _DIA.model_copy(update={"name": "wiig", "dropout_masks": "oracle"}),
+    "gifd": _GIFD,
+    # The GAN-prior phase of GIAS / GGL-style attacks: GIFD's recipe on the latent alone.
+    "gan-latent": _GIFD.model_copy(update={"name": "gan-latent", "generator_stages": 1}),
 }
 
 ATTACK_DESCRIPTIONS: dict[str, str] = {
@@ -68,6 +88,8 @@ ATTACK_DESCRIPTIONS: dict[str, str] = {
     "ig-fast": "Inverting Gradients tuned for short budgets (lr 0.3, cosine decay)",
     "dia": "Dropout Inversion Attack: masks searched with the images (Scheliga et al. 2023)",
     "wiig": "ORACLE upper bound: DIA given the client's true dropout masks (reads ground truth)",
+    "gifd": "GIFD: a generator's latent, then each stage's features (l1-ball), Fang et al. 2023",
+    "gan-latent": "Search a generator's latent only (the GAN-prior phase of GIAS / GGL)",
 }
 
 

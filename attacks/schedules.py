@@ -35,15 +35,14 @@ SCHEDULES: dict[str, Schedule] = {
 class Plateau:
     """Divide the lr by 10 when the loss stalls, and stop when it stalls for long.
 
-    Patience is a fraction of the iteration budget (``plateau_patience``, ``early_stop``), so
-    a preset keeps its shape when its budget changes (Scheliga et al.: 800 and 4,000 of 20,000).
+    Patience is a fraction of the ``budget`` in iterations (``plateau_patience``,
+    ``early_stop``), so a preset keeps its shape when its budget changes (Scheliga et al.: 800
+    and 4,000 of 20,000).
     """
 
-    def __init__(self, config: AttackConfig, *, active: bool) -> None:
-        self.cut_after = max(1, round(config.plateau_patience * config.iterations)) if active else 0
-        self.stop_after = (
-            max(1, round(config.early_stop * config.iterations)) if config.early_stop else 0
-        )
+    def __init__(self, config: AttackConfig, budget: int, *, active: bool) -> None:
+        self.cut_after = max(1, round(config.plateau_patience * budget)) if active else 0
+        self.stop_after = max(1, round(config.early_stop * budget)) if config.early_stop else 0
         self.factor, self.stopped = 1.0, False
         self.best, self.best_at, self.cut_at = float("inf"), 0, 0
 

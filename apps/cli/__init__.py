@@ -3,7 +3,13 @@
 Each command lives in its own module and registers itself on the one ``app``.
 """
 
-from apps.cli import attack, demo, listings, simulate  # noqa: F401  (registers the commands)
+from apps.cli import (  # noqa: F401  (registers the commands)
+    attack,
+    demo,
+    listings,
+    simulate,
+    train_generator,
+)
 from apps.cli.app import app, main
 
 __all__ = ["app", "main"]

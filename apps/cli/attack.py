@@ -53,6 +53,9 @@ def attack(
         bool, typer.Option(help="Treat a multi-step update as one gradient (naive view).")
     ] = False,
     attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
+    generator: Annotated[
+        Path | None, typer.Option(help="Generator checkpoint for gifd / gan-latent.")
+    ] = None,
     iterations: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
     restarts: Annotated[int | None, typer.Option(help="Restarts, run as one batch.")] = None,
@@ -75,6 +78,7 @@ def attack(
         "seed": seed,
         "labels": labels,
         "assume_fedsgd": assume_fedsgd,
+        "generator": generator,
         "device": device,
     }
     dataset_options = {

@@ -106,7 +106,7 @@ def test_wiig_refuses_masks_that_do_not_fit_the_model() -> None:
 
 def test_plateau_cuts_the_lr_then_stops_the_search() -> None:
     # 100 iterations: a cut after 4 steps without improvement, a stop after 20.
-    plateau = Plateau(get_preset("dia", iterations=100), active=True)
+    plateau = Plateau(get_preset("dia"), 100, active=True)
     factors = []
 
     for iteration in range(1, 23):

@@ -1,0 +1,19 @@
+"""Generative image priors: staged generators, their checkpoints and their training."""
+
+from attacks.generators.checkpoint import (
+    GeneratorRecord,
+    generator_for,
+    load_generator,
+    save_generator,
+    shipped_generator_path,
+)
+from attacks.generators.dcgan import StagedGenerator
+
+__all__ = [
+    "GeneratorRecord",
+    "StagedGenerator",
+    "generator_for",
+    "load_generator",
+    "save_generator",
+    "shipped_generator_path",
+]

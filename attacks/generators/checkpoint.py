@@ -1,0 +1,78 @@
+"""Generator checkpoints: safetensors weights with the recipe that made them, and lookup.
+
+A checkpoint is one ``.safetensors`` file holding a :class:`StagedGenerator`'s state and, as
+metadata, its image shape, latent size, dataset, classes, and the command and seed that
+trained it. The project ships one per dataset under ``attacks/generators/checkpoints/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from attacks.generators.dcgan import StagedGenerator
+from fedsim.errors import UserInputError
+from fedsim.storage import load_tensors, save_tensors
+
+SHIPPED_DIR = Path(__file__).parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class GeneratorRecord:
+    """What a checkpoint says about its generator and how it was trained."""
+
+    dataset: str
+    image_shape: tuple[int, int, int]
+    latent_dim: int
+    classes: tuple[int, ...]
+    epochs: int
+    seed: int
+    command: str
+
+
+def save_generator(path: Path, generator: StagedGenerator, record: GeneratorRecord) -> None:
+    """Write the generator's state (float16, to stay small) and its record."""
+    state = {
+        k: v.detach().half() if v.is_floating_point() else v
+        for k, v in generator.state_dict().items()
+    }
+    save_tensors(path, state, asdict(record))
+
+
+def load_generator(path: Path) -> tuple[StagedGenerator, GeneratorRecord]:
+    """Read a checkpoint written by :func:`save_generator`, in eval mode and frozen."""
+    if not Path(path).is_file():
+        raise UserInputError(f"no generator checkpoint at {str(path)!r}")
+    tensors, meta = load_tensors(Path(path))
+    record = GeneratorRecord(
+        **{**meta, "image_shape": tuple(meta["image_shape"]), "classes": tuple(meta["classes"])}
+    )
+    generator = StagedGenerator(record.image_shape, record.latent_dim)
+    generator.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    )
+    return generator.eval().requires_grad_(False), record
+
+
+def shipped_generator_path(dataset: str) -> Path:
+    """Where the project's own generator for ``dataset`` lives (it may not exist)."""
+    return SHIPPED_DIR / f"{dataset}.safetensors"
+
+
+def generator_for(
+    dataset: str, image_shape: tuple[int, ...], path: Path | None
+) -> tuple[StagedGenerator, GeneratorRecord]:
+    """The generator at ``path``, or the shipped one of ``dataset``; it must make such images."""
+    chosen = path or shipped_generator_path(dataset)
+    if path is None and not chosen.is_file():
+        raise UserInputError(
+            f"no shipped generator for dataset {dataset!r}; train one with `fedleak "
+            f"train-generator --dataset {dataset} --out PATH` and pass --generator PATH"
+        )
+    generator, record = load_generator(chosen)
+    if tuple(record.image_shape) != tuple(image_shape):
+        raise UserInputError(
+            f"generator {str(chosen)!r} makes {record.image_shape} images; the attacked model "
+            f"takes {tuple(image_shape)}"
+        )
+    return generator, record

@@ -1,0 +1,61 @@
+"""Train a staged DCGAN generator on a dataset (or a subset of its classes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from attacks.generators.dcgan import Critic, StagedGenerator
+from fedsim.data import ImageDataset
+from fedsim.errors import UserInputError
+
+Progress = Callable[[float, dict[str, float]], None]
+"""Called after each batch with (fraction done, current losses)."""
+
+
+def train_generator(
+    data: ImageDataset,
+    *,
+    classes: Sequence[int] | None = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> StagedGenerator:
+    """Adversarial training (non-saturating loss, Adam 2e-4, β₁ 0.5) on [0, 1] images."""
+    torch.manual_seed(seed)
+    labels = data.labels().numpy()
+    rows = np.flatnonzero(np.isin(labels, classes)) if classes else np.arange(len(labels))
+    if len(rows) < batch_size:
+        raise UserInputError(f"{len(rows)} training images for batch size {batch_size}")
+    generator, critic = StagedGenerator(data.spec.image_shape), Critic(data.spec.image_shape)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    c_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loss = nn.BCEWithLogitsLoss()
+    rng = np.random.default_rng(seed)
+    steps_per_epoch, done = len(rows) // batch_size, 0
+    for _ in range(epochs):
+        order = rng.permutation(rows)
+        for step in range(steps_per_epoch):
+            real = data.images(order[step * batch_size : (step + 1) * batch_size].tolist())[0]
+            real = real * 2 - 1
+            fake = generator(torch.randn(batch_size, generator.latent_dim))
+            ones, zeros = torch.ones(batch_size), torch.zeros(batch_size)
+            c_opt.zero_grad()
+            c_loss = loss(critic(real), ones) + loss(critic(fake.detach()), zeros)
+            c_loss.backward()
+            c_opt.step()
+            g_opt.zero_grad()
+            g_loss = loss(critic(fake), ones)
+            g_loss.backward()
+            g_opt.step()
+            done += 1
+            if progress is not None:
+                progress(
+                    done / (epochs * steps_per_epoch),
+                    {"critic": c_loss.item(), "generator": g_loss.item()},
+                )
+    return generator.eval().requires_grad_(False)
