@@ -31,35 +31,32 @@ _IG = AttackConfig(
 # Scheliga et al. 2023 (AAAI), the authors' DIA config: IG's cosine distance with TV 1e-5, signed
 # Adam lr 0.1, box constraint, lr /10 after 800 stalled steps and a stop after 4,000, of 20,000;
 # one continuous mask per dropout layer searched with the images, rate regulariser 1e-4.
-_DIA = AttackConfig(
-    name="dia",
-    objective="cosine",
-    tv_weight=1e-5,
-    optimizer="adam",
-    lr=0.1,
-    schedule="plateau",
-    plateau_patience=0.04,
-    early_stop=0.2,
-    iterations=20_000,
-    dropout_masks="search",
-    mask_rate_weight=1e-4,
+_DIA = _IG.model_copy(
+    update={
+        "name": "dia",
+        "tv_weight": 1e-5,
+        "schedule": "plateau",
+        "plateau_patience": 0.04,
+        "early_stop": 0.2,
+        "iterations": 20_000,
+        "dropout_masks": "search",
+        "mask_rate_weight": 1e-4,
+    }
 )
 # Fang et al. 2023 (GIFD): cosine distance, TV 1e-4, image norm 1e-6, Adam lr 0.1 decaying
 # (cosine) within each stage, unsigned gradients, restarts; the latent and then each stage's
 # input searched in turn, the output being the stage with the lowest gradient distance.
-_GIFD = AttackConfig(
-    name="gifd",
-    objective="cosine",
-    tv_weight=1e-4,
-    image_norm_weight=1e-6,
-    optimizer="adam",
-    lr=0.1,
-    schedule="cosine",
-    signed=False,
-    boxed=False,
-    iterations=2_000,
-    restarts=4,
-    search="generator",
+_GIFD = _IG.model_copy(
+    update={
+        "name": "gifd",
+        "image_norm_weight": 1e-6,
+        "schedule": "cosine",
+        "signed": False,
+        "boxed": False,
+        "iterations": 2_000,
+        "restarts": 4,
+        "search": "generator",
+    }
 )
 
 PRESETS: dict[str, AttackConfig] = {

@@ -20,31 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
+from cells import RESULTS_DIR, image_indices, medians, psnr_cell, run_cells, scores_of
 
 ATTACKS = ("ig", "dia", "wiig")
-DEFAULT_RESULTS = Path(__file__).parent / "results" / "dia.jsonl"
-
-
-def image_indices(dataset: str, count: int, seed: int) -> list[int]:
-    """The first ``count`` test images of a seeded permutation: the same for every row."""
-    from fedsim.data import load_dataset
-
-    size = len(load_dataset(dataset, "test"))
-    return np.random.default_rng(seed).permutation(size)[:count].tolist()
 
 
 def attack_cell(cell: dict) -> dict:
     """Run IG, DIA and WIIG on one image's dropout gradient; return their scores."""
     torch.set_num_threads(1)  # one core per worker: the cells run side by side
-    from apps.scoring import score
     from attacks import GradientInversion, get_preset
     from fedsim.data import load_dataset, normalize
     from fedsim.fedsgd import fedsgd_observation
@@ -64,23 +51,11 @@ def attack_cell(cell: dict) -> dict:
     for name, config in configs.items():
         config = config.model_copy(update={"iterations": cell["iterations"]})
         oracle = truth.dropout_masks if config.dropout_masks == "oracle" else None
-        start = time.perf_counter()
         reconstruction = GradientInversion(config, seed=cell["index"])(
             observation, oracle_masks=oracle
         )
-        scores = score(reconstruction, truth)
         error = normalize(reconstruction.images, data.spec) - normalize(truth.images, data.spec)
-        results[name] = {
-            "psnr": _finite(scores.psnr[0]),
-            "ssim": scores.ssim[0],
-            "lpips": None if scores.lpips is None else scores.lpips[0],
-            "lpips_unavailable": scores.lpips_unavailable,
-            "st_lpips": scores.st_lpips[0],
-            "mse": float(error.pow(2).mean()),
-            "label_accuracy": scores.label_accuracy,
-            "iterations": reconstruction.iterations,
-            "wall_s": time.perf_counter() - start,
-        }
+        results[name] = {**scores_of(reconstruction, truth), "mse": float(error.pow(2).mean())}
     return {**cell, "attacks": results}
 
 
@@ -94,15 +69,9 @@ def summarise(rows: list[dict]) -> dict:
     summary: dict = {"images": len(rows), "lpips_unavailable": reason}
     for attack in ATTACKS:
         per_image = [row["attacks"][attack] for row in rows]
-        lpips = [r["lpips"] for r in per_image]
-        summary[attack] = {
-            "psnr": _finite(statistics.median(r["psnr"] for r in per_image)),
-            "ssim": statistics.median(r["ssim"] for r in per_image),
-            "lpips": None if None in lpips else statistics.median(lpips),
-            "st_lpips": statistics.median(r["st_lpips"] for r in per_image),
-            "mse": statistics.median(r["mse"] for r in per_image),
-        }
-    ig, dia, wiig = (_psnr_or_inf(summary[a]["psnr"]) for a in ATTACKS)
+        mse = statistics.median(r["mse"] for r in per_image)
+        summary[attack] = {**medians(per_image), "mse": mse}
+    ig, dia, wiig = (summary[a]["psnr"] or float("inf") for a in ATTACKS)
     summary["goal_met"] = dia - ig >= 10 and (wiig - dia <= 3 or dia > 40)
     return summary
 
@@ -116,7 +85,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR / "dia.jsonl")
     args = parser.parse_args()
 
     cells = [
@@ -126,60 +95,23 @@ def main() -> None:
         for r in args.rates.split(",")
         for i in image_indices(d, args.images, args.seed)
     ]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    done = _load(args.results)
-    todo = [cell for cell in cells if cell_key(cell) not in done]
-    print(f"{len(cells)} cells, {len(cells) - len(todo)} already in {args.results}", flush=True)
-    with ProcessPoolExecutor(args.workers) as pool:
-        for result in pool.map(attack_cell, todo):
-            with args.results.open("a") as handle:
-                handle.write(json.dumps(result, allow_nan=False) + "\n")
-            done[cell_key(result)] = _with_inf(result)
-            psnr = {a: round(result["attacks"][a]["psnr"], 1) for a in ATTACKS}
-            print(f"{cell_key(result)} PSNR {psnr}", flush=True)
+    done = run_cells(cells, attack_cell, cell_key, args.results, args.workers)
 
     table = []
-    groups = sorted({cell_key(c)[:3] for c in cells})
-    for dataset, model, rate in groups:
+    for dataset, model, rate in sorted({cell_key(c)[:3] for c in cells}):
         rows = [done[cell_key(c)] for c in cells if cell_key(c)[:3] == (dataset, model, rate)]
         row = {"dataset": dataset, "model": model, "rate": rate, **summarise(rows)}
         table.append(row)
         print(json.dumps(row, allow_nan=False))
     print("dataset  model      p     | median PSNR dB: IG   DIA   WIIG | MSE: IG  DIA  WIIG | goal")
     for row in table:
-        psnr = " ".join(_fmt(row[a]["psnr"]) for a in ATTACKS)
+        psnr = " ".join(psnr_cell(row[a]["psnr"]) for a in ATTACKS)
         mse = " ".join(f"{row[a]['mse']:.3g}" for a in ATTACKS)
         print(
             f"{row['dataset']:8} {row['model']:10} {row['rate']:<5} | {psnr} | {mse} | "
             f"{'met' if row['goal_met'] else 'MISSED'}"
         )
     print(json.dumps({"rows": table, "iterations": args.iterations}, allow_nan=False))
-
-
-def _load(path: Path) -> dict[tuple, dict]:
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {cell_key(row): _with_inf(row) for row in rows}
-
-
-def _with_inf(row: dict) -> dict:
-    for result in row["attacks"].values():
-        result["psnr"] = _psnr_or_inf(result["psnr"])
-    return row
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _psnr_or_inf(value: float | None) -> float:
-    """An exact reconstruction's PSNR is infinite; JSON stores it as null."""
-    return math.inf if value is None else value
-
-
-def _fmt(value: float | None) -> str:
-    return " inf " if value is None else f"{value:5.1f}"
 
 
 if __name__ == "__main__":

@@ -70,6 +70,36 @@ def recomputed_gradient() -> Callable[[Observation, GroundTruth], dict[str, torc
     return _recomputed_gradient
 
 
+@pytest.fixture(scope="session")
+def simulated_run(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> Callable[[str, list[str]], Path]:
+    """Factory: ``simulated_run(name, args)`` runs ``fedleak simulate ARGS`` into a fresh
+    folder (MNIST, 100 test images) and returns it; a failed run fails the test."""
+    from apps.cli import main
+
+    def run(name: str, args: list[str]) -> Path:
+        run_dir = tmp_path_factory.mktemp(name) / "run"
+        try:
+            main(
+                [
+                    "simulate",
+                    "--dataset",
+                    "mnist",
+                    "--test-images",
+                    "100",
+                    *args,
+                    "--out",
+                    str(run_dir),
+                ]
+            )
+        except SystemExit as exit_:
+            assert not exit_.code
+        return run_dir
+
+    return run
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
     """Run ``fedleak ARGS`` in-process; return (exit code, stdout, stderr)."""

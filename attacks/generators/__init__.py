@@ -1,6 +1,7 @@
 """Generative image priors: staged generators, their checkpoints and their training."""
 
 from attacks.generators.checkpoint import (
+    SHIPPED_DIR,
     GeneratorRecord,
     generator_for,
     load_generator,
@@ -10,6 +11,7 @@ from attacks.generators.checkpoint import (
 from attacks.generators.dcgan import StagedGenerator
 
 __all__ = [
+    "SHIPPED_DIR",
     "GeneratorRecord",
     "StagedGenerator",
     "generator_for",

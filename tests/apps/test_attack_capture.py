@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from apps.attack_run import load_capture
-from apps.cli import main
 from attacks import get_preset
 from attacks.matching import gradient_matching_objective
 from fedsim.data import get_dataset_spec, normalize
@@ -20,19 +19,13 @@ MOMENTUM, WEIGHT_DECAY = 0.9, 5e-3
 
 
 @pytest.fixture(scope="module")
-def multi_step_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+def multi_step_run(simulated_run) -> Path:
     """A real Flower simulation: 2 clients × 1 round, 2 local SGD steps (momentum, weight
     decay) of one MNIST digit each."""
-    run_dir = tmp_path_factory.mktemp("capture") / "run"
-    args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--clients", "2"]
-    args += ["--rounds", "1", "--local-steps", "2", "--batch-size", "1", "--lr", "0.1"]
+    args = ["--model", "lenet", "--clients", "2", "--rounds", "1", "--local-steps", "2"]
+    args += ["--batch-size", "1", "--lr", "0.1"]
     args += ["--momentum", str(MOMENTUM), "--weight-decay", str(WEIGHT_DECAY)]
-    args += ["--test-images", "100", "--out", str(run_dir)]
-    try:
-        main(args)
-    except SystemExit as exit_:
-        assert not exit_.code
-    return run_dir
+    return simulated_run("capture", args)
 
 
 def test_attack_on_a_capture_replays_the_local_steps(

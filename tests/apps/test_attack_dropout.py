@@ -8,22 +8,14 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from apps.cli import main
 from fedsim.flower.run_dir import ground_truth_path, observation_files
 
 
 @pytest.fixture(scope="module")
-def dropout_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+def dropout_run(simulated_run) -> Path:
     """A real Flower simulation of FedSGD clients training an MLP with dropout 0.25."""
-    run_dir = tmp_path_factory.mktemp("dropout") / "run"
-    args = ["simulate", "--dataset", "mnist", "--model", "mlp", "--dropout", "0.25"]
-    args += ["--clients", "2", "--rounds", "1", "--local-steps", "1", "--batch-size", "1"]
-    args += ["--test-images", "100", "--out", str(run_dir)]
-    try:
-        main(args)
-    except SystemExit as exit_:
-        assert not exit_.code
-    return run_dir
+    args = ["--model", "mlp", "--dropout", "0.25", "--clients", "2", "--rounds", "1"]
+    return simulated_run("dropout", [*args, "--local-steps", "1", "--batch-size", "1"])
 
 
 def test_a_dropout_run_keeps_its_masks_out_of_the_captures(dropout_run: Path) -> None:
