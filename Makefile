@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/fedleak demo --out runs/demo
 
+# The tests read the real offline datasets: $FEDLEAK_DATA_DIR, or shared/data beside the repo.
+test: export FEDLEAK_DATA_DIR ?= $(abspath ../shared/data)
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
 

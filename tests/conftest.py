@@ -18,10 +18,16 @@ from fedsim.observation import Observation
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The folder of offline Parquet datasets; skips the test when FEDLEAK_DATA_DIR is unset."""
+    """The folder of offline Parquet datasets named by FEDLEAK_DATA_DIR (``make test`` sets it).
+
+    Without it the tests that need real images fail with this reason rather than pass unseen.
+    """
     root = os.environ.get(DATA_DIR_ENV)
-    if not root:
-        pytest.skip(f"{DATA_DIR_ENV} is not set; point it at the offline datasets (shared/data)")
+    if not root or not Path(root).is_dir():
+        pytest.fail(
+            f"{DATA_DIR_ENV}={root!r} is not a folder; point it at the offline datasets "
+            "(shared/data), or run `make test`, which uses ../shared/data"
+        )
     return Path(root)
 
 
