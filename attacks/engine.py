@@ -75,7 +75,7 @@ class GradientInversion:
         label_param = self._label_parameters(observation, rng)
         masks = self._dropout_masks(observation, rng, oracle_masks)
         objective = gradient_matching_objective(observation, cfg, self.device)
-        stages = self._stages(start)
+        stages = self._stages()
         began = time.perf_counter()
         history: list[float] = []
         best: tuple[float, torch.Tensor, int, int] | None = None
@@ -89,7 +89,7 @@ class GradientInversion:
             iterations += len(stage_history)
             restart = int(gaps.argmin())
             if best is None or float(gaps[restart]) < best[0]:
-                images = vmap(space.images)(space.params.detach())[restart]
+                images = space.images(space.params.detach()[restart])
                 best = (float(gaps[restart]), images, restart, stage)
                 distances = tuple(gaps.tolist())
             start = self._next_start(space)
@@ -150,7 +150,8 @@ class GradientInversion:
                 group["lr"] = cfg.lr * schedule(fraction) * plateau.factor
             loss = optimizer.step(closure)
             space.project_()
-            clamp_masks_(masks)
+            if cfg.dropout_masks == "search":
+                clamp_masks_(masks)
             iteration += 1
             history.append(float(gaps.min()))
             plateau.update(float(loss), iteration)
@@ -178,7 +179,7 @@ class GradientInversion:
         box.clamp_(dummy)
         return dummy
 
-    def _stages(self, start: torch.Tensor) -> list[int]:
+    def _stages(self) -> list[int]:
         """The generator stages searched in turn ([0] for pixels: one plain search)."""
         if self.config.search == "pixels":
             return [0]

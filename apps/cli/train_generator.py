@@ -44,6 +44,7 @@ def train_generator_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Train a generator whose stages GIFD searches; write it and a sample grid beside it."""
+    import torch
     from rich.progress import (
         BarColumn,
         Progress,
@@ -93,8 +94,6 @@ def train_generator_command(
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_generator(out, generator, record)
-    import torch
-
     samples = generator(
         torch.randn(64, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
     )
