@@ -11,6 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from apps.report import write_attack_report
@@ -18,11 +19,18 @@ from apps.scoring import score
 from attacks import GradientInversion, get_preset
 from attacks.engine import ProgressCallback
 from attacks.generators import generator_for
-from fedsim.data import load_dataset
+from defenses.fedsgd import defend_gradient, defended_model_spec
+from defenses.specs import parse_defenses
+from fedsim.data import load_dataset, normalize
 from fedsim.device import resolve_device
 from fedsim.errors import UserInputError
 from fedsim.fedsgd import fedsgd_observation
-from fedsim.flower.run_dir import ground_truth_path, observation_files, observation_path
+from fedsim.flower.run_dir import (
+    aggregate_path,
+    ground_truth_path,
+    observation_files,
+    observation_path,
+)
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec, build_model
 from fedsim.observation import Observation
@@ -44,6 +52,7 @@ class AttackSettings(BaseModel):
     labels: LabelChoice | None = None
     assume_fedsgd: bool = False
     generator: Path | None = None
+    defenses: tuple[str, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: Path
 
@@ -80,11 +89,12 @@ class AttackRequest(AttackSettings):
 
 
 class CaptureAttackRequest(AttackSettings):
-    """Attack one client's update in one round of a ``fedleak simulate`` run folder."""
+    """Attack one client's update in one round of a ``fedleak simulate`` run folder, or, with
+    ``client`` None, the round's securely aggregated sum (scored against every survivor)."""
 
     run: Path
     round: int = Field(ge=1)
-    client: int = Field(ge=0)
+    client: int | None = Field(None, ge=0)
 
 
 def run_attack(
@@ -95,6 +105,7 @@ def run_attack(
 ) -> dict:
     """Build the FedSGD observation of the request's images, attack it, write its folder."""
     get_preset(request.attack, **request.attack_overrides())  # fail on a bad name before data
+    defenses = parse_defenses(request.defenses, "attack")
     seed_everything(request.seed)
     data = load_dataset(
         request.dataset,
@@ -105,11 +116,13 @@ def run_attack(
     if data.source.startswith("embedded"):
         notice(f"no {request.dataset} data found locally or online; using {data.source}")
     images, labels = data.images(request.indices)
-    model_spec = ModelSpec(
-        request.model, data.spec.num_classes, data.spec.image_shape, request.dropout
+    model_spec = defended_model_spec(
+        ModelSpec(request.model, data.spec.num_classes, data.spec.image_shape, request.dropout),
+        defenses,
     )
+    model = build_model(model_spec)
     observation, truth = fedsgd_observation(
-        build_model(model_spec),
+        model,
         model_spec,
         data.spec,
         images,
@@ -118,6 +131,11 @@ def run_attack(
         grant_labels=request.labels == "given",
         indices=request.indices,
     )
+    if defenses:
+        inputs = normalize(images, data.spec)
+        observation = defend_gradient(
+            observation, model, inputs, labels, truth.dropout_masks, defenses, request.seed
+        )
     source = {"data_source": data.source, "update": "FedSGD gradient of one batch"}
     return _attack_and_report(request, observation, truth, source, progress)
 
@@ -127,14 +145,26 @@ def run_capture_attack(
 ) -> dict:
     """Attack a captured client update and score it against that client's ground truth."""
     get_preset(request.attack, **request.attack_overrides())
+    if request.defenses:
+        raise UserInputError(
+            f"--defense {request.defenses[0]!r} does not apply to a capture: its run set the "
+            "defenses (see its config.json); rerun `fedleak simulate --defense ...`"
+        )
     seed_everything(request.seed)
-    observation, truth = load_capture(request.run, request.round, request.client)
+    if request.client is None:
+        observation, truth = load_aggregate(request.run, request.round)
+        capture = aggregate_path(request.run, request.round)
+        update = f"securely aggregated mean of clients {observation.context['aggregate_of']}"
+    else:
+        observation, truth = load_capture(request.run, request.round, request.client)
+        capture = observation_path(request.run, request.round, request.client)
+        update = "FedAvg weights"
     if request.labels == "given":
         observation = replace(observation, labels=truth.labels)
     steps = observation.local_steps
     source = {
-        "capture": str(observation_path(request.run, request.round, request.client)),
-        "update": f"FedAvg weights after {steps} local step(s) of {observation.batch_size}",
+        "capture": str(capture),
+        "update": f"{update} after {steps} local step(s) of {observation.batch_size}",
         "attack_replays_local_steps": steps > 1 and not request.assume_fedsgd,
     }
     return _attack_and_report(request, observation, truth, source, progress)
@@ -143,6 +173,11 @@ def run_capture_attack(
 def load_capture(run: Path, server_round: int, client: int) -> tuple[Observation, GroundTruth]:
     """The server's observation of one client update and that client's ground truth."""
     path = observation_path(run, server_round, client)
+    if not path.is_file() and aggregate_path(run, server_round).is_file():
+        raise UserInputError(
+            f"round {server_round} of {str(run)!r} was securely aggregated (secagg): the server "
+            f"never held client {client}'s update, only the sum; attack it with --aggregate"
+        )
     if not path.is_file():
         captured = observation_files(run)
         if not captured:
@@ -155,6 +190,26 @@ def load_capture(run: Path, server_round: int, client: int) -> tuple[Observation
         )
     observation = Observation.load(path)
     return observation, GroundTruth.load(ground_truth_path(run, server_round, client))
+
+
+def load_aggregate(run: Path, server_round: int) -> tuple[Observation, GroundTruth]:
+    """The securely aggregated update of a round and the survivors' ground truth, joined in
+    client order (the images the aggregate stems from)."""
+    path = aggregate_path(run, server_round)
+    if not path.is_file():
+        raise UserInputError(
+            f"no secure aggregate of round {server_round} in {str(run)!r}; --aggregate needs a "
+            "run with `--defense secagg` (attack a client's update with --client C)"
+        )
+    observation = Observation.load(path)
+    clients = [int(c) for c in str(observation.context["aggregate_of"]).split(",")]
+    truths = [GroundTruth.load(ground_truth_path(run, server_round, c)) for c in clients]
+    truth = GroundTruth(
+        images=torch.cat([t.images for t in truths]),
+        labels=torch.cat([t.labels for t in truths]),
+        indices=tuple(i for t in truths for i in t.indices),
+    )
+    return observation, truth
 
 
 def _attack_and_report(

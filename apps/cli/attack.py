@@ -49,6 +49,9 @@ def attack(
     run: Annotated[Path | None, typer.Option(help="A `fedleak simulate` run folder.")] = None,
     round_: Annotated[int | None, typer.Option("--round", help="Round of --run.")] = None,
     client: Annotated[int | None, typer.Option(help="Client of --run.")] = None,
+    aggregate: Annotated[
+        bool, typer.Option("--aggregate", help="Attack --run's secure aggregate of --round.")
+    ] = False,
     assume_fedsgd: Annotated[
         bool, typer.Option(help="Treat a multi-step update as one gradient (naive view).")
     ] = False,
@@ -60,6 +63,12 @@ def attack(
     time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
     restarts: Annotated[int | None, typer.Option(help="Restarts, run as one batch.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model weights and the attack.")] = 0,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME[:k=v,...] on the client's gradient, repeatable (`fedleak defenses`)."
+        ),
+    ] = None,
     labels: Annotated[
         str | None, typer.Option(help="given (threat model grants them), idlg or estimate.")
     ] = None,
@@ -79,6 +88,7 @@ def attack(
         "labels": labels,
         "assume_fedsgd": assume_fedsgd,
         "generator": generator,
+        "defenses": tuple(defense or ()),
         "device": device,
     }
     dataset_options = {
@@ -97,13 +107,14 @@ def attack(
             raise FedleakError(
                 f"{', '.join(given)} {verb} not apply with --run (the capture sets it)"
             )
-        if round_ is None or client is None:
-            raise FedleakError("--run needs --round R and --client C")
-        out = out or run / "attacks" / f"round-{round_:03d}-client-{client:03d}-{attack_name}"
+        if round_ is None or (client is None) == (not aggregate):
+            raise FedleakError("--run needs --round R and either --client C or --aggregate")
+        target = "aggregate" if aggregate else f"client-{client:03d}"
+        out = out or run / "attacks" / f"round-{round_:03d}-{target}-{attack_name}"
         request = CaptureAttackRequest(run=run, round=round_, client=client, out=out, **settings)
     else:
-        if round_ is not None or client is not None:
-            raise FedleakError("--round and --client apply only with --run DIR")
+        if round_ is not None or client is not None or aggregate:
+            raise FedleakError("--round, --client and --aggregate apply only with --run DIR")
         chosen = {
             k: v if v is not None else _DATASET_MODE_DEFAULTS[k] for k, v in dataset_options.items()
         }

@@ -1,4 +1,4 @@
-"""``fedleak models``, ``attacks``, ``datasets``: what the registries hold."""
+"""``fedleak models``, ``attacks``, ``datasets``, ``defenses``: what the registries hold."""
 
 from __future__ import annotations
 
@@ -61,6 +61,18 @@ def datasets(as_json: JsonFlag = False) -> None:
             "std": list(spec.std),
         }
     _listing("datasets", rows, as_json)
+
+
+@app.command(name="defenses")
+def list_defenses(as_json: JsonFlag = False) -> None:
+    """List the defenses `--defense` takes, with their parameters."""
+    from defenses.specs import defense_description, defense_names, parameter_help
+
+    rows = {
+        name: {"usage": parameter_help(name), "description": defense_description(name)}
+        for name in defense_names()
+    }
+    _listing("defenses", rows, as_json)
 
 
 def _listing(

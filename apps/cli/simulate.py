@@ -39,6 +39,10 @@ def simulate(
     train_mode: Annotated[bool, typer.Option(help="Clients train in train mode.")] = True,
     test_images: Annotated[int, typer.Option(help="Test images for global accuracy.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed for weights, partitions and batches.")] = 0,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME[:k=v,...], repeatable, in order (see `fedleak defenses`)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/simulate-…).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -62,6 +66,7 @@ def simulate(
         train_mode=train_mode,
         test_images=test_images,
         seed=seed,
+        defenses=tuple(defense or ()),
         out_dir=out or default_out("simulate"),
     )
     result = simulate_with_bar(config, as_json)
@@ -73,14 +78,23 @@ def simulate_with_bar(config: SimulationConfig, as_json: bool) -> dict:
     """Run the simulation with a round bar, print its summary, return the JSON summary."""
     import logging
 
+    from defenses.flower_run import defend_run
     from fedsim.flower.simulation import check_partitions, run_simulation
 
-    check_partitions(config)  # a batch larger than a partition fails here, before Ray starts
+    # Bad defenses and a batch larger than a partition fail here, before Ray starts.
+    defended, _ = defend_run(config)
+    if defended.dp_compatible and not config.dp_compatible:
+        (stderr if as_json else stdout).print(
+            f"{config.model}: BatchNorm replaced by GroupNorm (Opacus ModuleValidator.fix) for "
+            "the DP defenses, in the clients', the server's and attacks' models",
+            soft_wrap=True,
+        )
+    check_partitions(config)
     # Flower logs every round at INFO and warns that run_simulation is deprecated; the bar
     # below says the same in one line.
     logging.getLogger("flwr").setLevel(logging.ERROR)
     with _round_progress(config.rounds) as on_round:
-        summary = run_simulation(config, on_round=on_round)
+        summary = run_simulation(config, on_round=on_round, defend=defend_run)
     result = {key: summary.to_json()[key] for key in _SIMULATE_KEYS}
     table = Table(title=f"simulation → {summary.run_dir}", show_header=False)
     for key, value in {**result, "wall_s": summary.wall_s}.items():

@@ -9,7 +9,7 @@ import torch
 
 from fedsim.data import DatasetSpec
 from fedsim.flower.config import SimulationConfig
-from fedsim.flower.run_dir import observation_path
+from fedsim.flower.run_dir import aggregate_path, observation_path
 from fedsim.models import ModelSpec
 from fedsim.observation import ClientOptimizer, Observation
 
@@ -34,6 +34,7 @@ class ObservationRecorder:
     train_mode: bool
     momentum: float = 0.0
     weight_decay: float = 0.0
+    defenses: tuple[str, ...] = ()
 
     @classmethod
     def for_run(
@@ -51,7 +52,33 @@ class ObservationRecorder:
             train_mode=run.train_mode,
             momentum=run.momentum,
             weight_decay=run.weight_decay,
+            defenses=run.defenses,
         )
+
+    def record_aggregate(
+        self,
+        server_round: int,
+        global_state: dict[str, torch.Tensor],
+        averaged_state: dict[str, torch.Tensor],
+        examples: dict[int, int],
+    ) -> Observation:
+        """Save the one observation of a securely aggregated round: the averaged update.
+
+        One local step per client on equal batches makes the average the FedSGD gradient of
+        all clients' images together, so the Observation states a batch of every survivor's
+        images (``context["aggregate_of"]`` lists the survivors, e.g. ``"0,1,3"``).
+        """
+        survivors = ",".join(map(str, sorted(examples)))
+        observation = self._observation(
+            global_state,
+            averaged_state,
+            local_steps=min(examples.values()) // self.batch_size,
+            batch_size=self.batch_size * len(examples),
+            num_examples=sum(examples.values()),
+            context={"round": server_round, "aggregate_of": survivors},
+        )
+        observation.save(aggregate_path(self.run_dir, server_round))
+        return observation
 
     def record(
         self,
@@ -60,9 +87,37 @@ class ObservationRecorder:
         global_state: dict[str, torch.Tensor],
         returned_state: dict[str, torch.Tensor],
         num_examples: int,
+        metrics: dict[str, float] | None = None,
     ) -> Observation:
-        """Build the Observation of one reply and save it under the run folder."""
-        observation = Observation(
+        """Build the Observation of one reply and save it under the run folder.
+
+        ``metrics`` are what the client reported besides its example count (e.g. its DP-SGD
+        ε); they go into the Observation's context.
+        """
+        observation = self._observation(
+            global_state,
+            returned_state,
+            # Full batches per step, so the reply's example count tells the steps (also when
+            # clients run epochs over partitions of different sizes).
+            local_steps=num_examples // self.batch_size,
+            batch_size=self.batch_size,
+            num_examples=num_examples,
+            context={"round": server_round, "client": client, **(metrics or {})},
+        )
+        observation.save(observation_path(self.run_dir, server_round, client))
+        return observation
+
+    def _observation(
+        self,
+        global_state: dict[str, torch.Tensor],
+        returned_state: dict[str, torch.Tensor],
+        *,
+        local_steps: int,
+        batch_size: int,
+        num_examples: int,
+        context: dict[str, int | float | str],
+    ) -> Observation:
+        return Observation(
             model=self.model,
             dataset=self.dataset.name,
             mean=tuple(self.dataset.mean),
@@ -74,13 +129,10 @@ class ObservationRecorder:
             optimizer=self.optimizer,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
-            # Full batches per step, so the reply's example count tells the steps (also when
-            # clients run epochs over partitions of different sizes).
-            local_steps=num_examples // self.batch_size,
-            batch_size=self.batch_size,
+            local_steps=local_steps,
+            batch_size=batch_size,
             num_examples=num_examples,
             train_mode=self.train_mode,
-            context={"round": server_round, "client": client},
+            defenses=self.defenses,
+            context=context,
         )
-        observation.save(observation_path(self.run_dir, server_round, client))
-        return observation

@@ -1,9 +1,11 @@
 """The ClientApp: trains the global model on its partition and keeps its batches to itself.
 
-``flwr run .`` loads ``app`` (settings from the run config); :func:`build_client_app` makes one
-bound to a :class:`SimulationConfig` for ``fedsim.flower.simulation``. The images, labels,
-dataset indices and dropout masks of a client's steps are saved client-side as GroundTruth;
-the reply carries only the new arrays, ``num-examples`` and the client's partition id.
+:func:`build_client_app` makes one bound to a :class:`SimulationConfig` (for
+``fedsim.flower.simulation``) or reading each message's run config (for ``flwr run .``), with
+the run's defenses set up by a :data:`Defend` function. The images, labels, dataset indices
+and dropout masks of a client's steps are saved client-side as GroundTruth; the reply carries
+only the new arrays (after the defenses), ``num-examples``, defense metrics and the client's
+partition id.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from fedsim.errors import UserInputError
 from fedsim.flower.config import SimulationConfig
-from fedsim.flower.local_training import dropout_seed, step_indices, train_steps
+from fedsim.flower.defense_hooks import Defend, DefenseHooks, UpdateTransform, undefended
+from fedsim.flower.local_training import defense_seed, dropout_seed, step_indices, train_steps
 from fedsim.flower.records import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -22,6 +26,10 @@ from fedsim.flower.records import (
     METRICS_KEY,
     NUM_EXAMPLES,
     PARTITION_ID,
+    SECURE_AGGREGATION_ACTION,
+    flatten,
+    float_names,
+    masked_record,
     to_array_record,
     to_state_dict,
 )
@@ -31,21 +39,55 @@ from fedsim.models import build_model
 from fedsim.models.dropout import recording_masks
 
 
-def build_client_app(config: SimulationConfig | None = None) -> ClientApp:
-    """A ClientApp bound to ``config``, or reading the run config of each message when None."""
+def build_client_app(
+    config: SimulationConfig | None = None, defend: Defend = undefended
+) -> ClientApp:
+    """A ClientApp bound to ``config``, or reading the run config of each message when None.
+
+    The defenses' Flower mods wrap the train handler in their order (the first is outermost).
+    """
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         partition_id, num_partitions = _partition_of(context)
-        run = config or SimulationConfig.from_run_config(context.run_config, num_partitions)
-        return train_on_partition(msg, run, partition_id)
+        run, hooks = defend(
+            config or SimulationConfig.from_run_config(context.run_config, num_partitions)
+        )
+
+        def handler(message: Message, ctxt: Context) -> Message:
+            return train_on_partition(message, run, partition_id, hooks, ctxt)
+
+        for mod in reversed(hooks.client_mods):
+            handler = _chained(mod, handler)
+        return handler(msg, context)
+
+    @app.query(SECURE_AGGREGATION_ACTION)
+    def secure_aggregation_round(msg: Message, context: Context) -> Message:
+        partition_id, num_partitions = _partition_of(context)
+        _, hooks = defend(
+            config or SimulationConfig.from_run_config(context.run_config, num_partitions)
+        )
+        if hooks.secure_aggregation is None:
+            raise UserInputError("a secure-aggregation query reached a run without secagg")
+        content = hooks.secure_aggregation.client_step(msg, context, partition_id)
+        return Message(content=content, reply_to=msg)
 
     return app
 
 
-def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -> Message:
-    """Run the local steps the server asked for and reply with the new arrays."""
+def _chained(mod: Mod, call_next: ClientAppCallable) -> ClientAppCallable:
+    return lambda message, ctxt: mod(message, ctxt, call_next)
+
+
+def train_on_partition(
+    msg: Message,
+    run: SimulationConfig,
+    partition_id: int,
+    hooks: DefenseHooks,
+    context: Context,
+) -> Message:
+    """Run the local steps the server asked for and reply with the new (defended) arrays."""
     sent = msg.content[CONFIG_KEY]
     server_round = int(sent["server-round"])
     lr, batch_size = float(sent["lr"]), int(sent["batch-size"])
@@ -66,17 +108,37 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     model = build_model(run.model_spec())
     model.load_state_dict(to_state_dict(msg.content[ARRAYS_KEY]))
     torch.manual_seed(dropout_seed(run.seed, server_round, partition_id))
+    settings = {
+        "lr": lr,
+        "train_mode": run.train_mode,
+        "optimizer": str(sent["optimizer"]),
+        "momentum": float(sent["momentum"]),
+        "weight_decay": float(sent["weight-decay"]),
+    }
+    defense_metrics: dict[str, float] = {}
     with recording_masks(model) as dropout_masks:
-        train_steps(
-            model,
-            batches,
-            data.spec,
-            lr=lr,
-            train_mode=run.train_mode,
-            optimizer=str(sent["optimizer"]),
-            momentum=float(sent["momentum"]),
-            weight_decay=float(sent["weight-decay"]),
-        )
+        if hooks.train is None:
+            train_steps(model, batches, data.spec, **settings)
+        else:
+            defense_metrics = hooks.train(
+                model,
+                batches,
+                data.spec,
+                **settings,
+                partition_size=len(partition),
+                state=context.state,
+            )
+    state = model.state_dict()
+    received = to_state_dict(msg.content[ARRAYS_KEY])
+    if hooks.protect_update is not None:
+        seed = defense_seed(run.seed, server_round, partition_id)
+        state = _protected(state, received, model, hooks.protect_update, seed)
+    if hooks.secure_aggregation is None:
+        arrays = to_array_record(state)
+    else:
+        names = float_names(state)
+        update = flatten({name: state[name] - received[name] for name in names}, names)
+        arrays = masked_record(hooks.secure_aggregation.mask(update, msg, context, partition_id))
 
     GroundTruth(
         images=torch.cat([images for images, _ in batches]),
@@ -86,12 +148,26 @@ def train_on_partition(msg: Message, run: SimulationConfig, partition_id: int) -
     ).save(ground_truth_path(run.out_dir, server_round, partition_id))
     content = RecordDict(
         {
-            ARRAYS_KEY: to_array_record(model.state_dict()),
-            METRICS_KEY: MetricRecord({NUM_EXAMPLES: len(steps) * batch_size}),
+            ARRAYS_KEY: arrays,
+            METRICS_KEY: MetricRecord({NUM_EXAMPLES: len(steps) * batch_size, **defense_metrics}),
             CLIENT_KEY: ConfigRecord({PARTITION_ID: partition_id}),
         }
     )
     return Message(content=content, reply_to=msg)
+
+
+def _protected(
+    state: dict[str, torch.Tensor],
+    received: dict[str, torch.Tensor],
+    model: torch.nn.Module,
+    protect: UpdateTransform,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """The state to send: received parameters plus the defended update; buffers as trained."""
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    update = {name: state[name] - received[name] for name in trainable}
+    protected = protect(update, torch.Generator().manual_seed(seed))
+    return {**state, **{name: received[name] + protected[name] for name in trainable}}
 
 
 def _partition_of(context: Context) -> tuple[int, int]:
@@ -102,6 +178,3 @@ def _partition_of(context: Context) -> tuple[int, int]:
             "this SuperNode has no partition-id / num-partitions in its node config; start it "
             "with --node-config 'partition-id=0 num-partitions=2' (one id per SuperNode)"
         ) from None
-
-
-app = build_client_app()

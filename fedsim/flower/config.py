@@ -33,7 +33,11 @@ RUN_CONFIG_KEYS = {
     "allow_embedded": "allow-embedded",
     "seed": "seed",
     "out_dir": "out-dir",
+    "defenses": "defenses",
+    "dp_compatible": "dp-compatible",
 }
+DEFENSE_SEPARATOR = ";"
+"""Joins the defenses of a run into the one string a Flower run-config value can be."""
 
 
 class SimulationConfig(BaseModel):
@@ -67,6 +71,8 @@ class SimulationConfig(BaseModel):
     allow_embedded: bool = False  # offline fallback: foolbox's 20 sample images, both splits
     seed: int = 0
     out_dir: Path = Path("runs/simulate")
+    defenses: tuple[str, ...] = ()  # `name:k=v,...` specs, set up by the defenses package
+    dp_compatible: bool = False  # BatchNorm → GroupNorm for DP-SGD (ModelSpec.dp_compatible)
 
     @field_validator("dataset")
     @classmethod
@@ -121,7 +127,9 @@ class SimulationConfig(BaseModel):
     def model_spec(self) -> ModelSpec:
         """The registry model every client and the server build."""
         spec = self.dataset_spec()
-        return ModelSpec(self.model, spec.num_classes, spec.image_shape, self.dropout)
+        return ModelSpec(
+            self.model, spec.num_classes, spec.image_shape, self.dropout, self.dp_compatible
+        )
 
     def train_data(self) -> ImageDataset:
         """The train split the clients draw their partitions from (loaded once per process)."""
@@ -136,6 +144,7 @@ class SimulationConfig(BaseModel):
     def to_run_config(self) -> dict[str, int | float | str | bool]:
         """The run as Flower run-config keys (``num-rounds``, ``batch-size``, ...)."""
         values = self.model_dump(mode="json")
+        values["defenses"] = DEFENSE_SEPARATOR.join(self.defenses)
         return {key: values[field] for field, key in RUN_CONFIG_KEYS.items()}
 
     @classmethod
@@ -144,4 +153,9 @@ class SimulationConfig(BaseModel):
         values = {
             field: run_config[key] for field, key in RUN_CONFIG_KEYS.items() if key in run_config
         }
+        if "defenses" in values:
+            text = str(values["defenses"])
+            values["defenses"] = tuple(
+                p.strip() for p in text.split(DEFENSE_SEPARATOR) if p.strip()
+            )
         return cls(clients=clients, **values)

@@ -51,6 +51,11 @@ def dropout_seed(seed: int, server_round: int, partition_id: int) -> int:
     return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
 
 
+def defense_seed(seed: int, server_round: int, partition_id: int) -> int:
+    """Seed for the randomness a client's defenses draw (noise, stochastic rounding)."""
+    return int(np.random.SeedSequence([seed, server_round, partition_id, 1]).generate_state(1)[0])
+
+
 def train_steps(
     model: nn.Module,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],

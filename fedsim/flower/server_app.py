@@ -1,8 +1,8 @@
 """The ServerApp: FedAvg over every client, each update recorded, global accuracy per round.
 
-``flwr run .`` loads ``app`` (settings from the run config; the number of clients from the
-run config's ``num-clients``, or, when that is 0, every SuperNode connected once their count
-holds steady); :func:`build_server_app` makes one bound to a :class:`SimulationConfig`.
+:func:`build_server_app` makes one bound to a :class:`SimulationConfig`, or reading the run
+config (the number of clients from its ``num-clients``, or, when that is 0, every SuperNode
+connected once their count holds steady), with the run's defenses set up by a :data:`Defend`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from flwr.supercore import log
 from fedsim.errors import FedleakError
 from fedsim.flower.capture import ObservationRecorder
 from fedsim.flower.config import SimulationConfig
+from fedsim.flower.defense_hooks import NO_DEFENSES, Defend, DefenseHooks, undefended
 from fedsim.flower.evaluation import GlobalEvaluator
 from fedsim.flower.records import to_array_record, to_state_dict
-from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE
-from fedsim.flower.strategy import CuriousFedAvg
+from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE, PRIVACY_FILE
+from fedsim.flower.strategy import CuriousServer, all_clients_fedavg
 from fedsim.models import build_model
 from fedsim.provenance import provenance, seed_everything
 from fedsim.storage import write_json
@@ -36,21 +37,29 @@ _CONNECT_TIMEOUT_S = 600.0
 
 
 def build_server_app(
-    config: SimulationConfig | None = None, on_round: RoundCallback | None = None
+    config: SimulationConfig | None = None,
+    on_round: RoundCallback | None = None,
+    defend: Defend = undefended,
 ) -> ServerApp:
     """A ServerApp bound to ``config``, or reading the run config when None."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run = config or _config_from_run_config(grid, context)
-        serve(grid, run, on_round)
+        run, hooks = defend(config or _config_from_run_config(grid, context))
+        serve(grid, run, on_round, hooks)
 
     return app
 
 
-def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = None) -> list[float]:
-    """Run ``run.rounds`` rounds of CuriousFedAvg; return the global accuracy after each."""
+def serve(
+    grid: Grid,
+    run: SimulationConfig,
+    on_round: RoundCallback | None = None,
+    hooks: DefenseHooks = NO_DEFENSES,
+) -> list[float]:
+    """Run ``run.rounds`` rounds of FedAvg under a curious server; return the global accuracy
+    after each. ``hooks`` wrap the strategy (Flower's central DP) or aggregate securely."""
     seed_everything(run.seed)
     model = build_model(run.model_spec())
     _write_run_record(run)
@@ -60,6 +69,10 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         build_model(run.model_spec()), run.dataset_spec(), run.test_images, run.allow_embedded
     )
     history: dict[int, float] = {}
+    strategy = all_clients_fedavg(run.clients)
+    if hooks.wrap_strategy is not None:
+        strategy = hooks.wrap_strategy(strategy, run.clients)
+    server = CuriousServer(strategy, recorder, hooks.secure_aggregation)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         history[server_round] = evaluator.accuracy(to_state_dict(arrays))
@@ -72,11 +85,13 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
                 "accuracy": [a for r, a in history.items() if r > 0],
             },
         )
+        if server_round > 0:
+            _write_privacy(run, server.client_metrics)
         if on_round and server_round > 0:
             on_round(server_round, history[server_round])
         return MetricRecord({"accuracy": history[server_round]})
 
-    CuriousFedAvg(recorder, num_clients=run.clients).start(
+    server.start(
         grid=grid,
         initial_arrays=to_array_record(model.state_dict()),
         num_rounds=run.rounds,
@@ -94,6 +109,25 @@ def serve(grid: Grid, run: SimulationConfig, on_round: RoundCallback | None = No
         evaluate_fn=evaluate,
     )
     return [history[r] for r in range(1, run.rounds + 1)]
+
+
+def _write_privacy(run: SimulationConfig, client_metrics: dict[int, dict[int, dict]]) -> None:
+    """privacy.json: each client's DP-SGD ε after each round, when clients report one."""
+    epsilon = {
+        server_round: {client: m["dp-epsilon"] for client, m in clients.items()}
+        for server_round, clients in client_metrics.items()
+        if all("dp-epsilon" in m for m in clients.values()) and clients
+    }
+    if epsilon:
+        write_json(
+            run.out_dir / PRIVACY_FILE,
+            {
+                "defenses": list(run.defenses),
+                "rounds": list(epsilon),
+                "epsilon": [max(values.values()) for values in epsilon.values()],
+                "epsilon_per_client": [list(values.values()) for values in epsilon.values()],
+            },
+        )
 
 
 def _write_run_record(run: SimulationConfig) -> None:
@@ -147,6 +181,3 @@ def _wait_for_clients(grid: Grid) -> int:
             return count
         time.sleep(0.2)
     raise FedleakError(f"no SuperNode connected within {_CONNECT_TIMEOUT_S:.0f} s")
-
-
-app = build_server_app()

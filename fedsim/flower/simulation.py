@@ -12,6 +12,7 @@ from pathlib import Path
 from fedsim.errors import UserInputError
 from fedsim.flower.client_app import build_client_app
 from fedsim.flower.config import SimulationConfig
+from fedsim.flower.defense_hooks import Defend, undefended
 from fedsim.flower.run_dir import ACCURACY_FILE, observation_files
 from fedsim.flower.server_app import RoundCallback, build_server_app
 
@@ -51,7 +52,10 @@ def check_partitions(config: SimulationConfig) -> list[int]:
 
 
 def run_simulation(
-    config: SimulationConfig, *, on_round: RoundCallback | None = None
+    config: SimulationConfig,
+    *,
+    on_round: RoundCallback | None = None,
+    defend: Defend = undefended,
 ) -> RunSummary:
     """Train ``config.clients`` clients for ``config.rounds`` rounds and capture every update.
 
@@ -71,8 +75,8 @@ def run_simulation(
             # Ray announces a future default for GPU env vars on every start; clients use none.
             warnings.filterwarnings("ignore", message="Tip: In future versions of Ray")
             flower_run_simulation(
-                server_app=build_server_app(config, on_round),
-                client_app=build_client_app(config),
+                server_app=build_server_app(config, on_round, defend),
+                client_app=build_client_app(config, defend),
                 num_supernodes=config.clients,
                 backend_config={"client_resources": dict(_CLIENT_RESOURCES)},
             )

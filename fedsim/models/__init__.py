@@ -6,6 +6,14 @@ from fedsim.models.registry import (
     count_parameters,
     has_dropout,
     model_names,
+    needs_dp_fix,
 )
 
-__all__ = ["ModelSpec", "build_model", "count_parameters", "has_dropout", "model_names"]
+__all__ = [
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "has_dropout",
+    "model_names",
+    "needs_dp_fix",
+]

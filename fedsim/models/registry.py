@@ -17,12 +17,18 @@ from fedsim.models.vit import ViTSmall
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to build: registry name, number of classes, input shape (C, H, W) and dropout rate."""
+    """What to build: registry name, number of classes, input shape (C, H, W), dropout rate.
+
+    ``dp_compatible`` swaps the layers Opacus cannot compute per-sample gradients for
+    (BatchNorm → GroupNorm) with ``opacus.validators.ModuleValidator.fix``, as a client
+    training with DP-SGD must; the server and the attacker then build the same model.
+    """
 
     name: str
     num_classes: int
     image_shape: tuple[int, int, int]
     dropout: float = 0.0
+    dp_compatible: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,20 @@ def build_model(spec: ModelSpec) -> nn.Module:
             f"model {spec.name!r} has no dropout layers, so dropout={spec.dropout} cannot apply; "
             f"models with dropout: {with_dropout}"
         )
-    return architecture.build(spec)
+    model = architecture.build(spec)
+    if spec.dp_compatible:
+        from opacus.validators import ModuleValidator
+
+        model = ModuleValidator.fix(model)
+    return model
+
+
+def needs_dp_fix(name: str) -> bool:
+    """Return whether Opacus would reject the named model as built (it has BatchNorm)."""
+    from opacus.validators import ModuleValidator
+
+    spec = ModelSpec(name, 10, (3, 32, 32))
+    return not ModuleValidator.is_valid(build_model(spec))
 
 
 def count_parameters(model: nn.Module) -> int:
