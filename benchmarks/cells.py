@@ -10,23 +10,9 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
+from apps.bench.images import image_indices  # noqa: F401  (dia.py and gifd.py import it here)
 
 RESULTS_DIR = Path(__file__).parent / "results"
-
-
-def image_indices(
-    dataset: str, count: int, seed: int, classes: set[int] | None = None
-) -> list[int]:
-    """The first ``count`` test images (of ``classes``, if given) in a seeded permutation."""
-    from fedsim.data import load_dataset
-
-    data = load_dataset(dataset, "test")
-    order = np.random.default_rng(seed).permutation(len(data))
-    if classes is not None:
-        labels = data.labels().numpy()
-        order = order[np.isin(labels[order], sorted(classes))]
-    return order[:count].tolist()
 
 
 def scores_of(reconstruction, truth) -> dict:
@@ -59,8 +45,7 @@ def run_cells(
             with results.open("a") as handle:
                 handle.write(json.dumps(row, allow_nan=False) + "\n")
             done[key(row)] = row
-            psnr = {a: _rounded(r["psnr"]) for a, r in row["attacks"].items()}
-            print(f"{key(row)} PSNR {psnr}", flush=True)
+            print(f"{key(row)} {_headline(row)}", flush=True)
     return done
 
 
@@ -85,6 +70,13 @@ def median(values: list[float | None]) -> float | None:
 def psnr_cell(value: float | None) -> str:
     """A median PSNR for a table column: ``inf`` where it is exact (null)."""
     return "  inf" if value is None else f"{value:5.1f}"
+
+
+def _headline(row: dict) -> str:
+    """PSNR per attack of an attack cell, or what else the cell measured."""
+    if "attacks" in row:
+        return f"PSNR { {a: _rounded(r['psnr']) for a, r in row['attacks'].items()} }"
+    return json.dumps({k: v for k, v in row.items() if isinstance(v, (int, float))})
 
 
 def _rounded(value: float | None) -> float | None:

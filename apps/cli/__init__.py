@@ -5,10 +5,12 @@ Each command lives in its own module and registers itself on the one ``app``.
 
 from apps.cli import (  # noqa: F401  (registers the commands)
     attack,
+    bench,
     demo,
     listings,
     simulate,
     train_generator,
+    view,
 )
 from apps.cli.app import app, main
 

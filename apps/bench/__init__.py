@@ -1,0 +1,1 @@
+"""Benchmark campaigns: a suite's grid of attack cells, run in parallel into a results store."""

@@ -1,0 +1,398 @@
+"""A benchmark suite: TOML grids of attack cells, checked against the registries.
+
+A suite file holds an optional ``description``, ``[settings]`` shared by every cell, and one
+``[grid]`` table (or several ``[[grid]]`` tables, each with optional ``[grid.settings]`` that
+override the shared ones). A grid's axes take a list (or one value); the suite's cells are the
+product of each grid's axes::
+
+    [settings]
+    iterations = 200
+
+    [grid]
+    dataset = ["cifar10"]
+    model = ["lenet"]
+    attack = ["ig-fast"]
+    defense = ["none", "clip:max_norm=1"]
+    batch_size = [1, 2]
+    seed = [0, 1]
+
+``images`` is how many held-out images one seed draws (default: one batch); they are split
+into consecutive batches of ``batch_size`` (a remainder short of a batch is left out), one cell
+each, so a cell is one attack on one client batch. A cell's id hashes its canonical config,
+the suite's name aside, so the same cell in two suites is run once per folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fedsim.errors import UnknownNameError, UserInputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class Settings(BaseModel):
+    """What stays fixed across a grid: the attack's budget, labels, data split, device."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    split: Literal["train", "test"] = "test"
+    iterations: int | None = Field(None, ge=0)
+    time_budget_s: float | None = Field(None, gt=0)
+    restarts: int | None = Field(None, ge=1)
+    labels: Literal["given", "idlg", "estimate"] | None = None
+    train_mode: bool = False
+    classes: tuple[int, ...] | None = Field(None, min_length=1)
+    generator: str | None = Field(
+        None, description="a shipped generator's name (e.g. cifar10-classes-0-4) or a path"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Grid(BaseModel):
+    """The axes of one grid; the cells are their product."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: tuple[str, ...] = Field(min_length=1)
+    model: tuple[str, ...] = Field(min_length=1)
+    attack: tuple[str, ...] = Field(min_length=1)
+    defense: tuple[str, ...] = Field(("none",), min_length=1)
+    batch_size: tuple[int, ...] = Field((1,), min_length=1)
+    images: tuple[int, ...] | None = Field(None, min_length=1)
+    seed: tuple[int, ...] = Field((0,), min_length=1)
+    dropout: tuple[float, ...] = Field((0.0,), min_length=1)
+    settings: Settings | None = None
+
+    @field_validator(
+        "dataset",
+        "model",
+        "attack",
+        "defense",
+        "batch_size",
+        "images",
+        "seed",
+        "dropout",
+        mode="before",
+    )
+    @classmethod
+    def _one_value_is_a_list(cls, value: Any) -> Any:
+        return value if isinstance(value, list | tuple) or value is None else [value]
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_datasets(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from fedsim.data import dataset_names
+
+        return _known("dataset", names, dataset_names())
+
+    @field_validator("model")
+    @classmethod
+    def _known_models(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from fedsim.models import model_names
+
+        return _known("model", names, model_names())
+
+    @field_validator("attack")
+    @classmethod
+    def _known_attacks(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from attacks import attack_names
+
+        return _known("attack", names, attack_names())
+
+    @field_validator("defense")
+    @classmethod
+    def _known_defenses(cls, specs: tuple[str, ...]) -> tuple[str, ...]:
+        from defenses.specs import parse_defense
+
+        for spec in specs:
+            if spec == "none":
+                continue
+            try:
+                parse_defense(spec, "attack")
+            except UnknownNameError as error:
+                raise ValueError(f"{error}, none") from None
+            except UserInputError as error:
+                raise ValueError(str(error)) from None
+        return specs
+
+    @field_validator("batch_size", "images")
+    @classmethod
+    def _positive(cls, counts: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        bad = [count for count in counts or () if count < 1]
+        if bad:
+            raise ValueError(f"invalid count {bad[0]}; valid: integers ≥ 1")
+        return counts
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_rates(cls, rates: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [rate for rate in rates if not 0.0 <= rate < 1.0]
+        if bad:
+            raise ValueError(f"invalid dropout {bad[0]}; valid: rates in [0, 1)")
+        return rates
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Grid:
+        from fedsim.models import has_dropout, model_names
+
+        if any(rate > 0 for rate in self.dropout):
+            without = [name for name in self.model if not has_dropout(name)]
+            if without:
+                with_dropout = ", ".join(n for n in model_names() if has_dropout(n))
+                raise ValueError(
+                    f"model {without[0]!r} has no dropout layers, so dropout "
+                    f"{max(self.dropout)} cannot apply; models with dropout: {with_dropout}"
+                )
+        for images in self.images or ():
+            if images < max(self.batch_size):
+                raise ValueError(
+                    f"images {images} is fewer than batch_size {max(self.batch_size)}; valid: "
+                    "images ≥ every batch_size (the draw is split into batches)"
+                )
+        return self
+
+
+class Suite(BaseModel):
+    """A named campaign: shared settings and one or more grids of cells."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    settings: Settings = Settings()
+    grid: tuple[Grid, ...] = Field(min_length=1)
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _one_grid_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _classes_exist(self) -> Suite:
+        from fedsim.data import get_dataset_spec
+
+        for grid in self.grid:
+            classes = self.settings_of(grid).classes or ()
+            for dataset in grid.dataset:
+                count = get_dataset_spec(dataset).num_classes
+                bad = [c for c in classes if not 0 <= c < count]
+                if bad:
+                    raise ValueError(f"class {bad[0]} not in {dataset}; valid: 0..{count - 1}")
+        return self
+
+    def settings_of(self, grid: Grid) -> Settings:
+        """The suite's settings with the grid's own overrides applied."""
+        if grid.settings is None:
+            return self.settings
+        given = grid.settings.model_fields_set
+        return self.settings.model_copy(update={k: getattr(grid.settings, k) for k in given})
+
+    def cells(self) -> list[Cell]:
+        """Every cell of every grid, in grid order, each once (reads the datasets' sizes)."""
+        from attacks import get_preset
+
+        draws: dict[tuple, list[int]] = {}
+        cells: dict[str, Cell] = {}
+        for grid in self.grid:
+            settings = self.settings_of(grid)
+            axes = itertools.product(
+                grid.dataset,
+                grid.model,
+                grid.dropout,
+                grid.attack,
+                grid.defense,
+                grid.batch_size,
+                grid.images or (None,),
+                grid.seed,
+            )
+            for dataset, model, dropout, attack, defense, batch_size, images, seed in axes:
+                count = images or batch_size
+                key = (dataset, settings.split, count, seed, settings.classes)
+                if key not in draws:
+                    draws[key] = _draw(dataset, settings, count, seed)
+                draw = draws[key]
+                uses_generator = get_preset(attack).search == "generator"
+                for batch, start in enumerate(range(0, count - batch_size + 1, batch_size)):
+                    cell = Cell(
+                        dataset=dataset,
+                        split=settings.split,
+                        model=model,
+                        dropout=dropout,
+                        train_mode=settings.train_mode,
+                        attack=attack,
+                        defense=defense,
+                        batch_size=batch_size,
+                        images=count,
+                        batch=batch,
+                        seed=seed,
+                        classes=settings.classes,
+                        indices=tuple(draw[start : start + batch_size]),
+                        iterations=settings.iterations,
+                        time_budget_s=settings.time_budget_s,
+                        restarts=settings.restarts,
+                        labels=settings.labels,
+                        generator=settings.generator if uses_generator else None,
+                        device=settings.device,
+                    )
+                    cells.setdefault(cell.cell_id, cell)
+        return list(cells.values())
+
+
+class Cell(BaseModel):
+    """One job: one attack on one client batch. Its canonical JSON names it (``cell_id``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    split: Literal["train", "test"]
+    model: str
+    dropout: float
+    train_mode: bool
+    attack: str
+    defense: str
+    batch_size: int
+    images: int = Field(description="images one seed draws; batch_size of them form this cell")
+    batch: int = Field(description="which batch of the draw, from 0")
+    seed: int
+    classes: tuple[int, ...] | None
+    indices: tuple[int, ...]
+    iterations: int | None
+    time_budget_s: float | None
+    restarts: int | None
+    labels: Literal["given", "idlg", "estimate"] | None
+    generator: str | None
+    device: Literal["auto", "cpu", "cuda"]
+
+    def config_json(self) -> str:
+        """The canonical JSON of this cell: sorted keys, no spaces."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def cell_id(self) -> str:
+        """16 hex digits of the SHA-256 of :meth:`config_json`."""
+        return hashlib.sha256(self.config_json().encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        """A short human name: dataset/model/attack/defense, batch, seed and draw."""
+        dropout = f" p{self.dropout:g}" if self.dropout else ""
+        return (
+            f"{self.dataset}/{self.model}{dropout}/{self.attack}/{self.defense} "
+            f"b{self.batch_size} seed {self.seed} #{self.batch}"
+        )
+
+
+def suite_names() -> list[str]:
+    """The built-in suites (TOML files shipped in ``apps/bench/suites``)."""
+    return sorted(path.stem for path in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_file: str | Path) -> Suite:
+    """A built-in suite by name, or a suite TOML file; a bad one raises one clear line."""
+    path = Path(name_or_file)
+    if not path.is_file():
+        if path.suffix == ".toml" or len(path.parts) > 1:
+            raise UserInputError(f"no suite file {str(path)!r}")
+        if str(name_or_file) not in suite_names():
+            raise UnknownNameError("suite", str(name_or_file), suite_names())
+        path = SUITES_DIR / f"{name_or_file}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"suite {str(path)!r} is not valid TOML: {error}") from None
+    data.setdefault("name", path.stem)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as error:
+        single_grid = isinstance(data.get("grid"), dict)
+        raise UserInputError(f"suite {str(path)!r}: {_one_line(error, single_grid)}") from None
+    return _resolve_generators(suite, path.parent)
+
+
+def _known(kind: str, names: Iterable[str], valid: Iterable[str]) -> tuple[str, ...]:
+    valid = list(valid)
+    for name in names:
+        if name not in valid:
+            raise ValueError(str(UnknownNameError(kind, name, valid)))
+    return tuple(names)
+
+
+def _draw(dataset: str, settings: Settings, count: int, seed: int) -> list[int]:
+    from apps.bench.images import image_indices
+
+    draw = image_indices(dataset, count, seed, settings.classes, settings.split)
+    if len(draw) < count:
+        of = f" of classes {list(settings.classes)}" if settings.classes else ""
+        raise UserInputError(
+            f"images {count} is more than the {len(draw)} {dataset} {settings.split} "
+            f"images{of}; valid: images ≤ {len(draw)}"
+        )
+    return draw
+
+
+def _resolve_generators(suite: Suite, base: Path) -> Suite:
+    """Shipped generator names stay names; paths become absolute (relative to the suite)."""
+    from attacks.generators import SHIPPED_DIR
+
+    def resolve(settings: Settings | None) -> Settings | None:
+        if settings is None or settings.generator is None:
+            return settings
+        if (SHIPPED_DIR / f"{settings.generator}.safetensors").is_file():
+            return settings
+        path = (base / settings.generator).resolve()
+        if not path.is_file():
+            shipped = sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
+            raise UserInputError(
+                f"suite {suite.name!r}: no generator {settings.generator!r}; valid: a path to "
+                f"a checkpoint, or one of {', '.join(shipped)}"
+            )
+        return settings.model_copy(update={"generator": str(path)})
+
+    grids = tuple(
+        grid.model_copy(update={"settings": resolve(grid.settings)}) for grid in suite.grid
+    )
+    return suite.model_copy(update={"settings": resolve(suite.settings), "grid": grids})
+
+
+_KEYS = {"suite": Suite, "grid": Grid, "settings": Settings}
+
+
+def _one_line(error: ValidationError, single_grid: bool) -> str:
+    """The first problem: where, the bad value, and what is valid."""
+    first = error.errors()[0]
+    loc = list(first["loc"])
+    if single_grid and loc[:2] == ["grid", 0]:
+        del loc[1]
+    where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    if first["type"] == "extra_forbidden":
+        parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "suite")
+        valid = [k for k in _KEYS[parent].model_fields if k != "name"]
+        return f"unknown key {where!r}; valid: {', '.join(valid)}"
+    if first["type"] == "missing":
+        return f"{where} is missing"
+    if not where:
+        return first["msg"].removeprefix("Value error, ")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error":
+        return f"{where}: {message}"
+    return f"invalid {where} {first.get('input')!r}: {message}"

@@ -1,0 +1,70 @@
+"""Read a bench store (``results.sqlite``, table ``cells``) read-only into typed cells."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from contextlib import closing
+from dataclasses import fields
+from pathlib import Path
+from urllib.parse import quote
+
+from apps.viewer.paths import resolve_inside
+from apps.viewer.records import BenchCell, RunReadError
+
+STORE_FILE = "results.sqlite"
+_INTEGER_FIELDS = {"batch_size", "images", "seed"}
+_REAL_FIELDS = {
+    "psnr",
+    "ssim",
+    "lpips",
+    "st_lpips",
+    "label_accuracy",
+    "accuracy",
+    "epsilon",
+    "wall_s",
+}
+
+
+def read_cells(root: Path, bench_path: str) -> tuple[BenchCell, ...]:
+    """Every row of ``<bench_path>/results.sqlite``'s ``cells`` table, opened read-only.
+
+    A missing file, a file that is not SQLite, or a store without ``cells`` raises
+    :class:`RunReadError` naming the store and the reason.
+    """
+    shown = STORE_FILE if bench_path in ("", ".") else f"{bench_path}/{STORE_FILE}"
+    store = resolve_inside(root, shown)
+    if not store.is_file():
+        raise RunReadError(f"no bench store at {shown}")
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(store))}?mode=ro", uri=True)) as db:
+            db.row_factory = sqlite3.Row
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "cells" not in tables:
+                raise RunReadError(f"{shown} has no 'cells' table; is it a fedleak bench store?")
+            rows = db.execute("SELECT * FROM cells").fetchall()
+    except sqlite3.Error as error:
+        raise RunReadError(f"{shown} is not a readable bench store: {error}") from error
+    cells = (_cell(dict(zip(row.keys(), tuple(row), strict=True))) for row in rows)
+    return tuple(sorted(cells, key=lambda cell: cell.cell_id))
+
+
+def _cell(row: dict[str, object]) -> BenchCell:
+    values = {}
+    for name in (f.name for f in fields(BenchCell)):
+        value = row.get(name)
+        if name in _REAL_FIELDS:
+            value = _real(value)
+        elif name in _INTEGER_FIELDS:
+            value = value if isinstance(value, int) else None
+        elif value is not None:
+            value = str(value)
+        values[name] = value
+    values["cell_id"] = values["cell_id"] or ""
+    return BenchCell(**values)
+
+
+def _real(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
