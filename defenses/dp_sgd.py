@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from defenses.specs import DpSgd
 from fedsim.data import DatasetSpec, normalize
 from fedsim.flower.defense_hooks import LocalTrainer
+from fedsim.flower.local_training import client_optimizer
 from fedsim.observation import ClientOptimizer
 
 STATE_KEY = "dp-sgd-accountant"
@@ -83,17 +84,9 @@ def dp_sgd_trainer(params: DpSgd) -> LocalTrainer:
         # Opacus records activations in train mode only; DP models hold no BatchNorm, so
         # ``train_mode`` changes nothing here, and dropout draws as it does in train mode.
         model.train()
-        if optimizer == "adam":
-            base: torch.optim.Optimizer = torch.optim.Adam(
-                model.parameters(), lr=lr, weight_decay=weight_decay
-            )
-        else:
-            base = torch.optim.SGD(
-                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-            )
         private, dp_optimizer, loader = PrivacyEngine().make_private(
             module=model,
-            optimizer=base,
+            optimizer=client_optimizer(model, optimizer, lr, momentum, weight_decay),
             data_loader=loader,
             noise_multiplier=params.noise_multiplier,
             max_grad_norm=params.max_grad_norm,

@@ -9,21 +9,12 @@ from dataclasses import fields
 from pathlib import Path
 from urllib.parse import quote
 
+from apps.bench.store import COLUMNS, STORE_FILE
 from apps.viewer.paths import resolve_inside
 from apps.viewer.records import BenchCell, RunReadError
 
-STORE_FILE = "results.sqlite"
-_INTEGER_FIELDS = {"batch_size", "images", "seed"}
-_REAL_FIELDS = {
-    "psnr",
-    "ssim",
-    "lpips",
-    "st_lpips",
-    "label_accuracy",
-    "accuracy",
-    "epsilon",
-    "wall_s",
-}
+_INTEGER_FIELDS = {name for name, sql in COLUMNS.items() if sql.startswith("INTEGER")}
+_REAL_FIELDS = {name for name, sql in COLUMNS.items() if sql.startswith("REAL")}
 
 
 def read_cells(root: Path, bench_path: str) -> tuple[BenchCell, ...]:

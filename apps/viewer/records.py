@@ -103,35 +103,6 @@ class SimulationRun:
     config: Mapping[str, object] = field(default_factory=dict)
 
 
-BENCH_COLUMNS = (
-    "cell_id",
-    "suite",
-    "status",
-    "dataset",
-    "model",
-    "attack",
-    "defense",
-    "batch_size",
-    "images",
-    "seed",
-    "psnr",
-    "ssim",
-    "lpips",
-    "st_lpips",
-    "label_accuracy",
-    "accuracy",
-    "epsilon",
-    "wall_s",
-    "error",
-    "config_json",
-    "metrics_json",
-    "versions_json",
-    "started_at",
-    "finished_at",
-    "cell_dir",
-)
-
-
 @dataclass(frozen=True)
 class BenchCell:
     """One row of a bench store's ``cells`` table (``status`` is ``done`` or ``failed``).

@@ -56,6 +56,16 @@ def defense_seed(seed: int, server_round: int, partition_id: int) -> int:
     return int(np.random.SeedSequence([seed, server_round, partition_id, 1]).generate_state(1)[0])
 
 
+def client_optimizer(
+    model: nn.Module, optimizer: ClientOptimizer, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """A fresh torch SGD (``momentum``, ``weight_decay``) or Adam (default betas and eps,
+    ``weight_decay`` as an L2 term) over the model's parameters."""
+    if optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
 def train_steps(
     model: nn.Module,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -74,14 +84,7 @@ def train_steps(
     ``train_mode``; dropout layers draw masks whenever their rate is > 0.
     """
     client_mode(model, train_mode)
-    if optimizer == "adam":
-        stepper: torch.optim.Optimizer = torch.optim.Adam(
-            model.parameters(), lr=lr, weight_decay=weight_decay
-        )
-    else:
-        stepper = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+    stepper = client_optimizer(model, optimizer, lr, momentum, weight_decay)
     losses = []
     for images, labels in batches:
         stepper.zero_grad()
