@@ -1,0 +1,25 @@
+"""A run's defenses travel through Flower's run config as one string and come back whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedsim.errors import UserInputError
+from fedsim.flower.config import SimulationConfig
+from fedsim.flower.defense_hooks import undefended
+
+
+def test_defenses_round_trip_through_the_run_config() -> None:
+    config = SimulationConfig(
+        clients=4, defenses=("clip:max_norm=1", "dp-sgd:noise_multiplier=1,max_grad_norm=1")
+    )
+    run_config = config.to_run_config()
+    assert run_config["defenses"] == "clip:max_norm=1;dp-sgd:noise_multiplier=1,max_grad_norm=1"
+    assert SimulationConfig.from_run_config(run_config, clients=4) == config
+    assert SimulationConfig.from_run_config({"defenses": ""}, clients=4).defenses == ()
+
+
+def test_fedsim_alone_refuses_a_run_that_names_defenses() -> None:
+    with pytest.raises(UserInputError, match="need the defenses package"):
+        undefended(SimulationConfig(defenses=("clip:max_norm=1",)))
+    assert undefended(SimulationConfig())[0] == SimulationConfig()
