@@ -3,6 +3,9 @@ Ray tasks; record each finished cell in the results store, skipping cells alread
 
 Only this (the parent) process writes the store, one transaction per cell, after the cell's
 files are on disk; a killed campaign loses at most the cells in flight.
+
+A suite with ``[settings.federated]`` runs in this process only: each cell's Flower runs start
+Ray and take every core, so worker processes or Ray tasks beside them would only contend.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apps.bench.federated import FEDERATED_DIR, attack_secure_aggregate, measure_utility
 from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import Cell, Suite
 from fedsim.errors import UserInputError
@@ -37,12 +41,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Job:
-    """One cell to run: where its attack folder goes (None: send the files back) and how many
-    torch threads it may use (None: torch's default)."""
+    """One cell to run: where its attack folder goes (None: send the files back), how many
+    torch threads it may use (None: torch's default) and, for a cell with federated settings,
+    the campaign's utility cache folder."""
 
     cell: Cell
     out: str | None
     threads: int | None = None
+    federated_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def attack_request(cell: Cell, out: Path) -> AttackRequest:
         restarts=cell.restarts,
         seed=cell.seed,
         labels=cell.labels,
-        generator=_generator_path(cell.generator),
+        generator=cell.generator_file(),
         device=cell.device,
         defenses=() if cell.defense == "none" else (cell.defense,),
         out=out,
@@ -113,7 +119,8 @@ def attack_request(cell: Cell, out: Path) -> AttackRequest:
 
 
 def run_cell(job: Job) -> CellOutcome:
-    """Run one cell's attack into its folder; a failure becomes a 'failed' outcome."""
+    """Run one cell's attack into its folder, then its utility run if it has federated
+    settings; a failure becomes a 'failed' outcome."""
     import torch
 
     from apps.attack_run import run_attack
@@ -125,8 +132,14 @@ def run_cell(job: Job) -> CellOutcome:
     shutil.rmtree(out, ignore_errors=True)  # no files left from an earlier, failed try
     notices: list[str] = []
     try:
-        metrics = run_attack(attack_request(job.cell, out), progress=None, notice=notices.append)
+        if job.cell.attacks_aggregate:
+            metrics = attack_secure_aggregate(job.cell, out)
+        else:
+            request = attack_request(job.cell, out)
+            metrics = run_attack(request, progress=None, notice=notices.append)
         metrics["epsilon"] = _epsilon(out)
+        if job.cell.federated is not None:
+            metrics |= _utility_metrics(job, out, metrics["epsilon"])
         status, error, wall_s = "done", None, float(metrics["wall_s"])
     except Exception as exc:  # a failing cell is recorded and the campaign goes on
         metrics, status, wall_s = None, "failed", time.perf_counter() - start
@@ -232,11 +245,17 @@ def run_on_ray(jobs: Iterable[Job], address: str) -> Iterator[CellOutcome]:
 
 
 def jobs_for(cells: Iterable[Cell], out_dir: Path, workers: int, ray: bool) -> list[Job]:
-    """Jobs for cells: attack folders under ``out_dir/cells`` (Ray tasks send files back)."""
+    """Jobs for cells: attack folders under ``out_dir/cells`` (Ray tasks send files back), the
+    utility cache in ``out_dir/federated``."""
     if ray:
         return [Job(cell, None, threads=1) for cell in cells]
     threads = None if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
-    return [Job(cell, str(out_dir.resolve() / cell_dir(cell)), threads) for cell in cells]
+    folder = out_dir.resolve()
+    cache = str(folder / FEDERATED_DIR)
+    return [
+        Job(cell, str(folder / cell_dir(cell)), threads, cache if cell.federated else None)
+        for cell in cells
+    ]
 
 
 def run_campaign(
@@ -255,6 +274,12 @@ def run_campaign(
     """
     if workers < 1:
         raise UserInputError(f"invalid --workers {workers}; valid: 1 or more")
+    if suite.has_federated() and (workers > 1 or ray_address is not None):
+        given = f"--workers {workers}" if ray_address is None else "--ray-address"
+        raise UserInputError(
+            f"suite {suite.name!r} has [settings.federated], whose Flower runs start Ray and "
+            f"use every core; run it without {given} (one cell at a time, in this process)"
+        )
     start = time.perf_counter()
     cells = suite.cells()
     out_dir = Path(out_dir)
@@ -372,13 +397,22 @@ def _epsilon(folder: Path) -> float | None:
     return None if epsilon is None else float(epsilon)
 
 
-def _generator_path(generator: str | None) -> Path | None:
-    if generator is None:
-        return None
-    from attacks.generators import SHIPPED_DIR
-
-    shipped = SHIPPED_DIR / f"{generator}.safetensors"
-    return shipped if shipped.is_file() else Path(generator)
+def _utility_metrics(job: Job, out: Path, epsilon_one_step: float | None) -> dict[str, object]:
+    """The cell's utility: final accuracy, the run's ε (else the one-step ε), the run's facts."""
+    if job.federated_dir is None:
+        raise ValueError(f"cell {job.cell.cell_id} has federated settings but no cache folder")
+    utility = measure_utility(job.cell, Path(job.federated_dir), out / FEDERATED_DIR)
+    return {
+        "accuracy": utility.accuracy[-1],
+        "epsilon": epsilon_one_step if utility.epsilon is None else utility.epsilon,
+        "epsilon_one_step": epsilon_one_step,
+        "federated": {
+            "utility_id": utility.utility_id,
+            "accuracy_per_round": list(utility.accuracy),
+            "wall_s": utility.wall_s,
+            "cached": utility.cached,
+        },
+    }
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -7,8 +7,9 @@ row it was writing and never corrupts the file.
 
 Values: ``status`` is ``done`` or ``failed``; PSNR in dB (null where the reconstruction is
 exact, as in ``metrics.json``); LPIPS null where its AlexNet weights cannot be loaded;
-``epsilon`` the DP ε of the observed update (dp-sgd), null without one; ``accuracy`` the
-trained model's test accuracy where a cell trains one (null for a FedSGD gradient);
+``epsilon`` the DP ε (dp-sgd) of the cell's Flower run after its last round where the suite
+has ``[settings.federated]``, else of the observed update, null without dp-sgd; ``accuracy``
+the final test accuracy of the cell's Flower run (null without ``[settings.federated]``);
 ``wall_s`` is the attack's own time for a done cell, the time until the error for a failed
 one; ``started_at`` / ``finished_at`` are ISO 8601 UTC; ``cell_dir`` is the cell's attack
 folder relative to DIR; ``*_json`` columns hold JSON text.

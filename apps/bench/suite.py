@@ -20,6 +20,12 @@ product of each grid's axes::
 into consecutive batches of ``batch_size`` (a remainder short of a batch is left out), one cell
 each, so a cell is one attack on one client batch. A cell's id hashes its canonical config,
 the suite's name aside, so the same cell in two suites is run once per folder.
+
+An optional ``[settings.federated]`` table (also allowed in ``[grid.settings]``, where its keys
+override the suite's) makes every cell also measure utility with a Flower run of its dataset,
+model, dropout and defense: the final test accuracy and, under dp-sgd, the clients' ε. With
+it, ``secagg`` cells attack the round-1 secure aggregate of a small Flower run instead of one
+FedSGD gradient, one cell per seed (the image draw does not apply to them).
 """
 
 from __future__ import annotations
@@ -49,6 +55,32 @@ else:  # Python 3.10
     import tomli as tomllib
 
 SUITES_DIR = Path(__file__).parent / "suites"
+AGGREGATE_DEFENSES = ("secagg",)
+"""Defenses that hide single updates: a federated suite attacks the round's secure aggregate."""
+
+
+class Federated(BaseModel):
+    """The Flower run that measures a cell's utility (see ``fedleak simulate`` for each key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clients: int = Field(8, ge=1)
+    rounds: int = Field(3, ge=1)
+    local_epochs: int = Field(1, ge=0, description="passes over each partition; 0: one step")
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0, allow_inf_nan=False)
+    partition: str = "dirichlet:0.5"
+    test_images: int = Field(2000, ge=1, description="test images of the accuracy")
+
+    @field_validator("partition")
+    @classmethod
+    def _known_partition(cls, text: str) -> str:
+        from fedsim.flower.partitions import parse_partition
+
+        try:
+            return str(parse_partition(text))
+        except UserInputError as error:
+            raise ValueError(str(error)) from None
 
 
 class Settings(BaseModel):
@@ -67,6 +99,7 @@ class Settings(BaseModel):
         None, description="a shipped generator's name (e.g. cifar10-classes-0-4) or a path"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    federated: Federated | None = None
 
 
 class Grid(BaseModel):
@@ -129,7 +162,8 @@ class Grid(BaseModel):
             if spec == "none":
                 continue
             try:
-                parse_defense(spec, "attack")
+                # Suite checks that an aggregate defense comes with [settings.federated].
+                parse_defense(spec, "simulate" if is_aggregate(spec) else "attack")
             except UnknownNameError as error:
                 raise ValueError(f"{error}, none") from None
             except UserInputError as error:
@@ -201,12 +235,39 @@ class Suite(BaseModel):
                     raise ValueError(f"class {bad[0]} not in {dataset}; valid: 0..{count - 1}")
         return self
 
+    @model_validator(mode="after")
+    def _aggregates_need_a_federated_run(self) -> Suite:
+        from defenses.specs import parse_defense
+
+        for number, grid in enumerate(self.grid):
+            if self.settings_of(grid).federated is not None:
+                continue
+            for spec in filter(is_aggregate, grid.defense):
+                where = "grid" if len(self.grid) == 1 else f"grid[{number}]"
+                try:
+                    parse_defense(spec, "attack")
+                except UserInputError as error:
+                    raise ValueError(
+                        f"{where}.defense: {error}; or give the suite [settings.federated] to "
+                        "attack the round-1 secure aggregate of a Flower run"
+                    ) from None
+        return self
+
     def settings_of(self, grid: Grid) -> Settings:
-        """The suite's settings with the grid's own overrides applied."""
+        """The suite's settings with the grid's own overrides applied (key by key, also inside
+        ``federated``)."""
         if grid.settings is None:
             return self.settings
-        given = grid.settings.model_fields_set
-        return self.settings.model_copy(update={k: getattr(grid.settings, k) for k in given})
+        given = {k: getattr(grid.settings, k) for k in grid.settings.model_fields_set}
+        ours, theirs = self.settings.federated, given.get("federated")
+        if ours is not None and theirs is not None:
+            update = {k: getattr(theirs, k) for k in theirs.model_fields_set}
+            given["federated"] = ours.model_copy(update=update)
+        return self.settings.model_copy(update=given)
+
+    def has_federated(self) -> bool:
+        """Whether any grid's cells also run a Flower simulation."""
+        return any(self.settings_of(grid).federated is not None for grid in self.grid)
 
     def cells(self) -> list[Cell]:
         """Every cell of every grid, in grid order, each once (reads the datasets' sizes)."""
@@ -228,12 +289,15 @@ class Suite(BaseModel):
             )
             for dataset, model, dropout, attack, defense, batch_size, images, seed in axes:
                 count = images or batch_size
+                starts = range(0, count - batch_size + 1, batch_size)
+                # An aggregate's images are its Flower run's clients' batches, not the draw.
+                aggregate = settings.federated is not None and is_aggregate(defense)
                 key = (dataset, settings.split, count, seed, settings.classes)
-                if key not in draws:
+                if key not in draws and not aggregate:
                     draws[key] = _draw(dataset, settings, count, seed)
-                draw = draws[key]
                 uses_generator = get_preset(attack).search == "generator"
-                for batch, start in enumerate(range(0, count - batch_size + 1, batch_size)):
+                for batch, start in enumerate(starts[:1] if aggregate else starts):
+                    indices = () if aggregate else tuple(draws[key][start : start + batch_size])
                     cell = Cell(
                         dataset=dataset,
                         split=settings.split,
@@ -243,24 +307,27 @@ class Suite(BaseModel):
                         attack=attack,
                         defense=defense,
                         batch_size=batch_size,
-                        images=count,
+                        images=settings.federated.clients * batch_size if aggregate else count,
                         batch=batch,
                         seed=seed,
                         classes=settings.classes,
-                        indices=tuple(draw[start : start + batch_size]),
+                        indices=indices,
                         iterations=settings.iterations,
                         time_budget_s=settings.time_budget_s,
                         restarts=settings.restarts,
                         labels=settings.labels,
                         generator=settings.generator if uses_generator else None,
                         device=settings.device,
+                        federated=settings.federated,
                     )
                     cells.setdefault(cell.cell_id, cell)
         return list(cells.values())
 
 
 class Cell(BaseModel):
-    """One job: one attack on one client batch. Its canonical JSON names it (``cell_id``)."""
+    """One job: one attack on one client batch (on a secure aggregate for ``secagg`` with
+    ``federated``, then ``indices`` is empty), and with ``federated`` a Flower run measuring
+    utility. Its canonical JSON names it (``cell_id``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -272,7 +339,10 @@ class Cell(BaseModel):
     attack: str
     defense: str
     batch_size: int
-    images: int = Field(description="images one seed draws; batch_size of them form this cell")
+    images: int = Field(
+        description="images one seed draws, batch_size of them form this cell (an aggregate: "
+        "the clients' batches summed)"
+    )
     batch: int = Field(description="which batch of the draw, from 0")
     seed: int
     classes: tuple[int, ...] | None
@@ -283,10 +353,28 @@ class Cell(BaseModel):
     labels: Literal["given", "idlg", "estimate"] | None
     generator: str | None
     device: Literal["auto", "cpu", "cuda"]
+    federated: Federated | None = None
 
     def config_json(self) -> str:
         """The canonical JSON of this cell: sorted keys, no spaces."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        values = self.model_dump(mode="json")
+        if values["federated"] is None:
+            del values["federated"]  # cells without a Flower run keep their earlier ids
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+    def generator_file(self) -> Path | None:
+        """The generator checkpoint: a shipped one's file, else ``generator`` as a path."""
+        if self.generator is None:
+            return None
+        from attacks.generators import SHIPPED_DIR
+
+        shipped = SHIPPED_DIR / f"{self.generator}.safetensors"
+        return shipped if shipped.is_file() else Path(self.generator)
+
+    @property
+    def attacks_aggregate(self) -> bool:
+        """Whether the attack targets a Flower run's secure aggregate, not a FedSGD gradient."""
+        return self.federated is not None and is_aggregate(self.defense)
 
     @property
     def cell_id(self) -> str:
@@ -300,6 +388,11 @@ class Cell(BaseModel):
             f"{self.dataset}/{self.model}{dropout}/{self.attack}/{self.defense} "
             f"b{self.batch_size} seed {self.seed} #{self.batch}"
         )
+
+
+def is_aggregate(defense: str) -> bool:
+    """Whether a defense spec (``secagg``, ``secagg:drop=1``) leaves only an aggregate."""
+    return defense.partition(":")[0].strip().lower() in AGGREGATE_DEFENSES
 
 
 def suite_names() -> list[str]:
@@ -374,7 +467,7 @@ def _resolve_generators(suite: Suite, base: Path) -> Suite:
     return suite.model_copy(update={"settings": resolve(suite.settings), "grid": grids})
 
 
-_KEYS = {"suite": Suite, "grid": Grid, "settings": Settings}
+_KEYS = {"suite": Suite, "grid": Grid, "settings": Settings, "federated": Federated}
 
 
 def _one_line(error: ValidationError, single_grid: bool) -> str:

@@ -38,7 +38,8 @@ app.add_typer(bench_app, name="bench")
 def bench(
     context: typer.Context,
     suite: Annotated[
-        str | None, typer.Option(help="A built-in suite (quick, dia, gifd) or a suite TOML file.")
+        str | None,
+        typer.Option(help="A built-in suite (quick, dia, gifd, privacy-utility) or a TOML file."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Campaign folder: results.sqlite and cells/<cell_id>/.")

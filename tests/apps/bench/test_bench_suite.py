@@ -34,7 +34,7 @@ def write_suite(tmp_path: Path, text: str, name: str = "suite") -> Path:
 def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
     quick, dia, gifd = (load_suite(name).cells() for name in ("quick", "dia", "gifd"))
 
-    assert suite_names() == ["dia", "gifd", "quick"]
+    assert suite_names() == ["dia", "gifd", "privacy-utility", "quick"]
     # quick: 2 defenses × 2 batch sizes × 2 seeds; dia: 2 datasets × 2 models × 3 rates ×
     # 3 attacks × 8 images; gifd: 2 settings × 3 attacks × (8 + 2) batches.
     assert (len(quick), len(dia), len(gifd)) == (8, 288, 60)
@@ -122,7 +122,8 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 
 def test_unknown_suite_names_the_builtins() -> None:
-    with pytest.raises(UserInputError, match="unknown suite 'quik'; valid: dia, gifd, quick"):
+    valid = "valid: dia, gifd, privacy-utility, quick"
+    with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
     with pytest.raises(UserInputError, match="no suite file 'nowhere/x.toml'"):
         load_suite("nowhere/x.toml")
