@@ -4,7 +4,10 @@ A dummy batch per restart (pixels, or the images a generator makes from a search
 is pushed through the attacker's copy of the model, its parameter gradient is computed
 functionally (``torch.func``) and compared with the observed one; restarts are a ``vmap``
 dimension, so K restarts cost one batched pass rather than K loops. Generator searches run
-the loop once per stage (GIFD), each stage starting where the previous one ended.
+the loop once per stage (GIFD), each stage starting where the previous one ended. A generator
+is any module with ``latent_dim``, ``stages`` and ``from_stage`` (``StagedGenerator``,
+``BigGANStages``); a class-conditional one also has ``condition(labels)``, called with the label
+strategy's labels before the search.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from torch.utils._pytree import tree_map
 
 from attacks.config import AttackConfig
 from attacks.dropout_masks import Masks, clamp_masks_, initial_masks, mask_shapes, oracle_masks
-from attacks.generators import StagedGenerator
 from attacks.initialization import INITIALIZERS
 from attacks.labels import LABEL_STRATEGIES
 from attacks.matching import gradient_matching_objective
@@ -44,7 +46,7 @@ class GradientInversion:
         device: torch.device | str = "cpu",
         seed: int = 0,
         progress: ProgressCallback | None = None,
-        generator: StagedGenerator | None = None,
+        generator: nn.Module | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -73,6 +75,7 @@ class GradientInversion:
             )
         start = self._start(observation, box, rng)
         label_param = self._label_parameters(observation, rng)
+        self._condition_generator(label_param)
         masks = self._dropout_masks(observation, rng, oracle_masks)
         objective = gradient_matching_objective(observation, cfg, self.device)
         stages = self._stages()
@@ -215,6 +218,19 @@ class GradientInversion:
             label_param = one_hot.expand(cfg.restarts, -1, -1).clone()
         joint = cfg.label_strategy == "optimize"
         return label_param.to(self.device).requires_grad_(joint)
+
+    def _condition_generator(self, label_param: torch.Tensor) -> None:
+        """Tell a class-conditional generator (one with ``condition(labels)``, e.g. BigGAN)
+        which class each image is: the label strategy's labels, fixed for the search."""
+        condition = getattr(self.generator, "condition", None)
+        if self.config.search != "generator" or condition is None:
+            return
+        if label_param.requires_grad:
+            raise UserInputError(
+                f"attack {self.config.name!r} searches the labels, but a class-conditional "
+                "generator needs them before the search: use labels given, idlg or estimate"
+            )
+        condition(label_param[0].argmax(-1))
 
     def _dropout_masks(
         self,

@@ -24,11 +24,16 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> No
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read what :func:`save_tensors` wrote: the tensors and the metadata."""
+    meta = load_metadata(path)  # first: it names a missing file
+    return load_file(str(path)), meta
+
+
+def load_metadata(path: Path) -> dict:
+    """Read only the metadata :func:`save_tensors` wrote (no tensor is loaded)."""
     if not path.is_file():
         raise UserInputError(f"no such file {str(path)!r}")
     with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
-    return load_file(str(path)), meta
+        return json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
 
 
 def write_json(path: Path, value: object) -> None:

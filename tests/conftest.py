@@ -121,3 +121,54 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[i
         return code, captured.out, captured.err
 
     return run
+
+
+def _tiny_biggan(folder: Path, *, side: int = 32, num_classes: int = 10, seed: int = 0) -> Path:
+    """Write a randomly initialised, tiny BigGAN-deep making ``side``-pixel images (32 or 64)
+    as a pytorch-pretrained-biggan folder (config.json + pytorch_model.bin)."""
+    try:
+        from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+    except ImportError:
+        pytest.fail("pytorch-pretrained-biggan is missing; install the dev extra: .[dev]")
+    # (upsample?, input and output channels in units of channel_width): 4 px doubled per True.
+    layers = [(False, 16, 16), (True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)]
+    if side == 64:
+        layers = [(True, 16, 16), *layers]
+    config = BigGANConfig(
+        output_dim=side,
+        z_dim=16,
+        class_embed_dim=16,
+        channel_width=4,
+        num_classes=num_classes,
+        layers=layers,
+        attention_layer_position=3,
+    )
+    torch.manual_seed(seed)
+    model = BigGAN(config)
+    with torch.no_grad():
+        # The output batch norm's affine parameters are left uninitialised by the package.
+        model.generator.bn.weight.uniform_(0.5, 1.5)
+        model.generator.bn.bias.normal_(0, 0.1)
+        for name, value in model.named_parameters():
+            if name.endswith("gamma"):  # self-attention starts switched off
+                value.fill_(0.5)
+        for name, value in model.named_buffers():
+            if name.endswith("running_means"):
+                value.normal_(0, 0.1)
+            elif name.endswith("running_vars"):
+                value.uniform_(0.5, 1.5)
+        # Power iterations, so that each spectral norm's stored vectors fit its weight.
+        model.train()
+        for _ in range(30):
+            model(torch.randn(2, config.z_dim), torch.eye(num_classes)[:2], 1.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(config.to_json_string())
+    torch.save(model.eval().state_dict(), folder / "pytorch_model.bin")
+    return folder
+
+
+@pytest.fixture
+def tiny_biggan() -> Callable[..., Path]:
+    """Factory: ``tiny_biggan(folder, side=32, num_classes=10, seed=0)`` writes a random tiny
+    BigGAN folder (needs pytorch-pretrained-biggan, a dev dependency) and returns it."""
+    return _tiny_biggan

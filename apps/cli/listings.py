@@ -59,6 +59,7 @@ def datasets(as_json: JsonFlag = False) -> None:
             "num_classes": spec.num_classes,
             "mean": list(spec.mean),
             "std": list(spec.std),
+            "view_of": spec.view_of,
         }
     _listing("datasets", rows, as_json)
 

@@ -1,5 +1,6 @@
 """Generative image priors: staged generators, their checkpoints and their training."""
 
+from attacks.generators.biggan import BigGANRecord, BigGANStages, load_biggan
 from attacks.generators.checkpoint import (
     SHIPPED_DIR,
     GeneratorRecord,
@@ -12,9 +13,12 @@ from attacks.generators.dcgan import StagedGenerator
 
 __all__ = [
     "SHIPPED_DIR",
+    "BigGANRecord",
+    "BigGANStages",
     "GeneratorRecord",
     "StagedGenerator",
     "generator_for",
+    "load_biggan",
     "load_generator",
     "save_generator",
     "shipped_generator_path",

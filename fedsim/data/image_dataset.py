@@ -8,6 +8,7 @@ import datasets
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional
 
 from fedsim.data.registry import DatasetSpec
 from fedsim.errors import DataUnavailableError, UserInputError
@@ -61,9 +62,19 @@ class ImageDataset:
         array = np.asarray(image.convert(_PIL_MODES[self.spec.channels]), dtype=np.uint8)
         pixels = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], -1)
         pixels = pixels.permute(2, 0, 1).float() / 255.0
+        if self.spec.view_of is not None and pixels.shape[1:] != self.spec.image_shape[1:]:
+            pixels = resize(pixels, self.spec.image_shape[1:])
         if pixels.shape != self.spec.image_shape:
             raise UserInputError(
                 f"image {index} of {self.source} has shape {tuple(pixels.shape)}; "
                 f"{self.spec.name} needs {self.spec.image_shape}"
             )
         return pixels
+
+
+def resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize one (C, H, W) image in [0, 1] to ``size``: bilinear, antialiased, kept in [0, 1]."""
+    resized = functional.interpolate(
+        pixels.unsqueeze(0), size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized.squeeze(0).clamp(0, 1)

@@ -1,8 +1,14 @@
-"""The datasets fedleak knows: shapes, class names and normalisation constants."""
+"""The datasets fedleak knows: shapes, class names and normalisation constants.
+
+Besides the datasets read from their own files, a *view* serves another dataset's images in a
+different shape: ``mnist-rgb32`` is MNIST's images (same files, splits, labels) resized to
+32×32 and repeated to 3 channels, normalised like CIFAR-10, so that CIFAR-10's models and
+generators apply unchanged (GIFD's out-of-distribution setting, Fang et al. 2023).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fedsim.errors import UnknownNameError
 
@@ -19,6 +25,13 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    view_of: str | None = None
+    """For a view, the dataset whose files and labels it serves, converted to ``image_shape``."""
+
+    @property
+    def source_name(self) -> str:
+        """The dataset whose files hold the images: ``view_of`` for a view, else ``name``."""
+        return self.view_of or self.name
 
     @property
     def num_classes(self) -> int:
@@ -31,7 +44,19 @@ class DatasetSpec:
         return self.image_shape[0]
 
 
-_SPECS = {
+def image_view(
+    base: DatasetSpec,
+    name: str,
+    image_shape: tuple[int, int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> DatasetSpec:
+    """A view of ``base``: its images converted to ``image_shape`` (greyscale repeated to RGB or
+    RGB to luma, then resized bilinearly with antialiasing), normalised with ``mean``/``std``."""
+    return replace(base, name=name, image_shape=image_shape, mean=mean, std=std, view_of=base.name)
+
+
+_FILES = {
     spec.name: spec
     for spec in (
         DatasetSpec(
@@ -67,6 +92,19 @@ _SPECS = {
         ),
     )
 }
+_VIEWS = {
+    spec.name: spec
+    for spec in (
+        image_view(
+            _FILES["mnist"],
+            "mnist-rgb32",
+            _FILES["cifar10"].image_shape,
+            _FILES["cifar10"].mean,
+            _FILES["cifar10"].std,
+        ),
+    )
+}
+_SPECS = {**_FILES, **_VIEWS}
 
 
 def dataset_names() -> list[str]:

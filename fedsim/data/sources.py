@@ -33,7 +33,8 @@ def load_dataset(
 ) -> ImageDataset:
     """Load ``name``/``split`` from the first source that has it.
 
-    Sources, in order: ``$FEDLEAK_DATA_DIR/<name>/<split>.parquet``; the Hugging Face hub
+    Sources, in order: ``$FEDLEAK_DATA_DIR/<name>/<split>.parquet`` (a view reads its base
+    dataset's sources and converts each image to its shape); the Hugging Face hub
     (skipped within seconds when unreachable); ``image_folder`` laid out as
     ``<root>/<class name or index>/<file>.png|jpg`` (serving whichever split is asked); and,
     only with ``allow_embedded``, the 20 sample images the foolbox package ships. A source
@@ -61,7 +62,7 @@ def _from_local_parquet(spec: DatasetSpec, split: str) -> ImageDataset:
     root = os.environ.get(DATA_DIR_ENV)
     if not root:
         raise _SourceUnavailable(f"{DATA_DIR_ENV} not set")
-    path = Path(root) / spec.name / f"{split}.parquet"
+    path = Path(root) / spec.source_name / f"{split}.parquet"
     if not path.is_file():
         raise _SourceUnavailable(f"{path} not found")
     # Read into memory rather than via datasets' builder, which would copy the file into its cache.
@@ -129,14 +130,14 @@ def _from_embedded(spec: DatasetSpec, split: str, allowed: bool) -> ImageDataset
         raise _SourceUnavailable("foolbox not installed")
     folder = Path(package.submodule_search_locations[0]) / "data"
     # File names read <dataset>_<position>_<label>.png, e.g. cifar10_00_3.png.
-    pattern = re.compile(rf"{re.escape(spec.name)}_(\d+)_(\d+)\.png")
+    pattern = re.compile(rf"{re.escape(spec.source_name)}_(\d+)_(\d+)\.png")
     samples = sorted(
         (int(match[1]), str(path), int(match[2]))
         for path in folder.glob("*.png")
         if (match := pattern.fullmatch(path.name))
     )
     if not samples:
-        raise _SourceUnavailable(f"no {spec.name} samples in {folder}")
+        raise _SourceUnavailable(f"no {spec.source_name} samples in {folder}")
     rows = _rows_from_files(spec, [path for _, path, _ in samples], [lab for *_, lab in samples])
     return ImageDataset(spec, split, rows, f"embedded foolbox samples {folder}")
 

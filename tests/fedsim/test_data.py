@@ -41,11 +41,52 @@ def no_local_data(
 
 
 def test_registry_names_and_unknown_name() -> None:
-    assert dataset_names() == ["cifar10", "mnist"]
+    assert dataset_names() == ["cifar10", "mnist", "mnist-rgb32"]
     assert get_dataset_spec("mnist").image_shape == (1, 28, 28)
     assert get_dataset_spec("cifar10").num_classes == 10
-    with pytest.raises(UnknownNameError, match="cifar10, mnist"):
+    with pytest.raises(UnknownNameError, match="cifar10, mnist, mnist-rgb32"):
         get_dataset_spec("svhn")
+
+
+def test_mnist_rgb32_is_a_view_of_mnist_shaped_and_normalised_like_cifar10() -> None:
+    view, mnist, cifar = (get_dataset_spec(n) for n in ("mnist-rgb32", "mnist", "cifar10"))
+
+    assert (view.view_of, view.source_name, mnist.view_of) == ("mnist", "mnist", None)
+    assert (view.image_shape, view.mean, view.std) == (cifar.image_shape, cifar.mean, cifar.std)
+    assert (view.class_names, view.hf_id) == (mnist.class_names, mnist.hf_id)
+
+
+def test_mnist_rgb32_serves_mnists_images_as_rgb_32(data_dir: Path) -> None:
+    view, mnist = load_dataset("mnist-rgb32", "test"), load_dataset("mnist", "test")
+    indices = [0, 1, 4321, 9999]
+
+    images, labels = view.images(indices)
+    originals, original_labels = mnist.images(indices)
+
+    assert view.source == f"local parquet {data_dir / 'mnist' / 'test.parquet'}"
+    assert len(view) == len(mnist) == 10_000
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.5
+    assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])
+    assert torch.equal(labels, original_labels)
+    assert torch.equal(view.labels(), mnist.labels())
+    resized = torch.nn.functional.interpolate(
+        originals, size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+    )
+    torch.testing.assert_close(images[:, :1], resized.clamp(0, 1), rtol=0, atol=1e-6)
+
+
+def test_a_view_reads_its_base_datasets_other_sources(tmp_path: Path, no_local_data: None) -> None:
+    (tmp_path / "7").mkdir()
+    Image.new("L", (28, 28), 255).save(tmp_path / "7" / "white.png")
+
+    folder_images, labels = load_dataset("mnist-rgb32", "test", image_folder=tmp_path).images([0])
+    embedded = load_dataset("mnist-rgb32", "test", allow_embedded=True)
+
+    assert folder_images.shape == (1, 3, 32, 32) and torch.all(folder_images == 1.0)
+    assert labels.tolist() == [7]
+    assert len(embedded) == 20 and embedded.images([0])[0].shape == (1, 3, 32, 32)
+    assert embedded.images([0])[1].tolist() == [7]  # as mnist's first embedded sample
 
 
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])

@@ -1,0 +1,71 @@
+"""``fedleak`` with GIFD's further settings: the ``mnist-rgb32`` view attacked with the CIFAR-10
+generator (out of distribution), and BigGAN folders passed as ``--generator``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attacks.generators import SHIPPED_DIR
+
+CIFAR_GENERATOR = SHIPPED_DIR / "cifar10.safetensors"
+
+
+def test_datasets_lists_the_view_and_models_take_its_shape(run_cli) -> None:
+    code, out, _ = run_cli(["datasets", "--json"])
+
+    rows = json.loads(out)
+    assert code == 0
+    assert rows["mnist-rgb32"]["view_of"] == "mnist" and rows["mnist"]["view_of"] is None
+    assert rows["mnist-rgb32"]["image_shape"] == [3, 32, 32]
+    assert rows["mnist-rgb32"]["mean"] == rows["cifar10"]["mean"]
+
+    code, out, _ = run_cli(["models", "--dataset", "mnist-rgb32", "--json"])
+
+    assert code == 0
+    assert json.loads(out)["convnet64"] == {"parameters": 2_904_970}  # as on cifar10
+
+
+def test_gifd_on_the_view_needs_a_generator_named(tmp_path: Path, data_dir, run_cli) -> None:
+    args = ["attack", "--dataset", "mnist-rgb32", "--model", "lenet", "--attack", "gifd"]
+
+    code, _, stderr = run_cli([*args, "--out", str(tmp_path / "out")])
+
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1, stderr
+    assert "no shipped generator for dataset 'mnist-rgb32'; pass --generator PATH" in lines[0]
+    assert str(CIFAR_GENERATOR) in lines[0]  # a shipped generator of the same image shape
+
+
+def test_the_cifar10_generator_attacks_mnist_digits_as_rgb32(
+    tmp_path: Path, data_dir, run_cli
+) -> None:
+    out = tmp_path / "ood"
+    args = ["attack", "--dataset", "mnist-rgb32", "--index", "3", "--model", "lenet"]
+    args += ["--attack", "gifd", "--iterations", "4", "--restarts", "1"]
+    args += ["--generator", str(CIFAR_GENERATOR), "--out", str(out), "--json"]
+
+    code, stdout, stderr = run_cli(args)
+
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["iterations"] == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["generator"]["dataset"] == "cifar10"
+    assert config["request"]["dataset"] == "mnist-rgb32"
+    assert "mnist/test.parquet" in config["threat_model"]["data_source"]
+
+
+def test_a_biggan_folder_is_a_generator(tmp_path: Path, tiny_biggan, data_dir, run_cli) -> None:
+    folder = tiny_biggan(tmp_path / "biggan", side=64)
+    out = tmp_path / "gifd"
+    args = ["attack", "--dataset", "cifar10", "--index", "3", "--model", "lenet"]
+    args += ["--attack", "gifd", "--iterations", "8", "--restarts", "1", "--labels", "idlg"]
+    args += ["--generator", str(folder), "--out", str(out), "--json"]
+
+    code, stdout, stderr = run_cli(args)
+
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["iterations"] == 8  # one step per stage
+    generator = json.loads((out / "config.json").read_text())["generator"]
+    assert generator["folder"] == str(folder.resolve())
+    assert generator["native_shape"] == [3, 64, 64] and generator["image_shape"] == [3, 32, 32]
