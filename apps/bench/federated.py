@@ -114,15 +114,8 @@ def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
             run=run_dir / "run",
             round=1,
             client=None,
-            attack=cell.attack,
-            iterations=cell.iterations,
-            time_budget_s=cell.time_budget_s,
-            restarts=cell.restarts,
-            seed=cell.seed,
-            labels=cell.labels,
-            generator=cell.generator_file(),
-            device=cell.device,
             out=out,
+            **cell.attack_settings(),
         )
         metrics = run_capture_attack(request)
         (out / "aggregate_run").mkdir(exist_ok=True)

@@ -105,16 +105,9 @@ def attack_request(cell: Cell, out: Path) -> AttackRequest:
         model=cell.model,
         dropout=cell.dropout,
         train_mode=cell.train_mode,
-        attack=cell.attack,
-        iterations=cell.iterations,
-        time_budget_s=cell.time_budget_s,
-        restarts=cell.restarts,
-        seed=cell.seed,
-        labels=cell.labels,
-        generator=cell.generator_file(),
-        device=cell.device,
         defenses=() if cell.defense == "none" else (cell.defense,),
         out=out,
+        **cell.attack_settings(),
     )
 
 

@@ -371,6 +371,19 @@ class Cell(BaseModel):
         shipped = SHIPPED_DIR / f"{self.generator}.safetensors"
         return shipped if shipped.is_file() else Path(self.generator)
 
+    def attack_settings(self) -> dict[str, object]:
+        """What every attack request of this cell sets, whatever it attacks."""
+        return {
+            "attack": self.attack,
+            "iterations": self.iterations,
+            "time_budget_s": self.time_budget_s,
+            "restarts": self.restarts,
+            "seed": self.seed,
+            "labels": self.labels,
+            "generator": self.generator_file(),
+            "device": self.device,
+        }
+
     @property
     def attacks_aggregate(self) -> bool:
         """Whether the attack targets a Flower run's secure aggregate, not a FedSGD gradient."""

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from attacks.generators.dcgan import run_blocks
 from fedsim.errors import FedleakError, UserInputError
 
 CONFIG_NAME = "config.json"
@@ -181,16 +182,11 @@ class BigGANStages(nn.Module):
         if stage:
             size = math.prod(self.stages[stage].shape_in)
             features = torch.cat([features[:, :size], features[:, size:].detach()], dim=1)
-        for block in self.stages[stage:]:
-            features = block(features)
-        return features
+        return run_blocks(self.stages[stage:], features)
 
     def stage_input(self, stage: int, latent: torch.Tensor) -> torch.Tensor:
         """The input of stage ``stage`` for these latents (the latent itself for stage 0)."""
-        features = latent
-        for block in self.stages[:stage]:
-            features = block(features)
-        return features
+        return run_blocks(self.stages[:stage], latent)
 
 
 class _LatentStage(nn.Module):

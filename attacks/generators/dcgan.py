@@ -7,6 +7,8 @@ last stage ends in the image, in [-1, 1]. GIFD optimises the input of any stage,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -61,16 +63,18 @@ class StagedGenerator(nn.Module):
 
     def from_stage(self, stage: int, features: torch.Tensor) -> torch.Tensor:
         """Run stages ``stage`` … last on ``features`` (the input of that stage)."""
-        for block in self.stages[stage:]:
-            features = block(features)
-        return features
+        return run_blocks(self.stages[stage:], features)
 
     def stage_input(self, stage: int, latent: torch.Tensor) -> torch.Tensor:
         """The input of stage ``stage`` for these latents (the latent itself for stage 0)."""
-        features = latent
-        for block in self.stages[:stage]:
-            features = block(features)
-        return features
+        return run_blocks(self.stages[:stage], latent)
+
+
+def run_blocks(blocks: Iterable[nn.Module], features: torch.Tensor) -> torch.Tensor:
+    """``features`` through ``blocks`` in order: a staged generator's stages, or a slice of them."""
+    for block in blocks:
+        features = block(features)
+    return features
 
 
 class Critic(nn.Module):
