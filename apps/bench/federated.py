@@ -89,25 +89,18 @@ def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
     """Attack round 1's secure aggregate of a small Flower run (the federated settings'
     clients, the cell's batch size, one local step) and score it against every survivor."""
     from apps.attack_run import CaptureAttackRequest, run_capture_attack
-    from fedsim.flower.simulation import SimulationConfig
 
     federated = _federated(cell)
     run_dir = Path(tempfile.mkdtemp(prefix="fedleak-aggregate-"))
     try:
-        config = SimulationConfig(
-            dataset=cell.dataset,
-            model=cell.model,
-            clients=federated.clients,
+        config = _simulation_config(
+            cell,
+            federated,
+            run_dir,
             rounds=1,
             batch_size=cell.batch_size,
-            lr=federated.lr,
-            partition=federated.partition,
-            dropout=cell.dropout,
             train_mode=cell.train_mode,
             test_images=min(AGGREGATE_TEST_IMAGES, federated.test_images),
-            seed=cell.seed,
-            defenses=(cell.defense,),
-            out_dir=run_dir / "run",
         )
         _simulate(config)
         request = CaptureAttackRequest(
@@ -126,24 +119,17 @@ def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
 
 
 def _run_utility(cell: Cell, federated: Federated, name: str) -> dict[str, object]:
-    from fedsim.flower.simulation import SimulationConfig
 
     run_dir = Path(tempfile.mkdtemp(prefix="fedleak-utility-"))
     try:
-        config = SimulationConfig(
-            dataset=cell.dataset,
-            model=cell.model,
-            clients=federated.clients,
+        config = _simulation_config(
+            cell,
+            federated,
+            run_dir,
             rounds=federated.rounds,
             local_epochs=federated.local_epochs,
             batch_size=federated.batch_size,
-            lr=federated.lr,
-            partition=federated.partition,
-            dropout=cell.dropout,
             test_images=federated.test_images,
-            seed=cell.seed,
-            defenses=() if cell.defense == "none" else (cell.defense,),
-            out_dir=run_dir / "run",
         )
         summary = _simulate(config)
         files = {
@@ -169,6 +155,27 @@ def _federated(cell: Cell) -> Federated:
     if cell.federated is None:
         raise ValueError(f"cell {cell.cell_id} has no federated settings")
     return cell.federated
+
+
+def _simulation_config(
+    cell: Cell, federated: Federated, run_dir: Path, **settings: object
+) -> SimulationConfig:
+    """The Flower run of a cell under its defense, in ``run_dir``/run; ``settings`` add the
+    rounds, batches and evaluation that differ between the utility and the aggregate run."""
+    from fedsim.flower.simulation import SimulationConfig
+
+    return SimulationConfig(
+        dataset=cell.dataset,
+        model=cell.model,
+        clients=federated.clients,
+        lr=federated.lr,
+        partition=federated.partition,
+        dropout=cell.dropout,
+        seed=cell.seed,
+        defenses=cell.defenses(),
+        out_dir=run_dir / "run",
+        **settings,
+    )
 
 
 def _simulate(config: SimulationConfig) -> RunSummary:

@@ -105,7 +105,7 @@ def attack_request(cell: Cell, out: Path) -> AttackRequest:
         model=cell.model,
         dropout=cell.dropout,
         train_mode=cell.train_mode,
-        defenses=() if cell.defense == "none" else (cell.defense,),
+        defenses=cell.defenses(),
         out=out,
         **cell.attack_settings(),
     )

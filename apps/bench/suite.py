@@ -371,6 +371,10 @@ class Cell(BaseModel):
         shipped = SHIPPED_DIR / f"{self.generator}.safetensors"
         return shipped if shipped.is_file() else Path(self.generator)
 
+    def defenses(self) -> tuple[str, ...]:
+        """The cell's defense as the ``defenses`` a request or a run takes (``none`` → none)."""
+        return () if self.defense == "none" else (self.defense,)
+
     def attack_settings(self) -> dict[str, object]:
         """What every attack request of this cell sets, whatever it attacks."""
         return {
