@@ -106,7 +106,8 @@ def train_on_partition(
     batches = [data.images(indices) for indices in steps]
 
     model = build_model(run.model_spec())
-    model.load_state_dict(to_state_dict(msg.content[ARRAYS_KEY]))
+    received = to_state_dict(msg.content[ARRAYS_KEY])
+    model.load_state_dict(received)  # copies: ``received`` stays the global state
     torch.manual_seed(dropout_seed(run.seed, server_round, partition_id))
     settings = {
         "lr": lr,
@@ -129,7 +130,6 @@ def train_on_partition(
                 state=context.state,
             )
     state = model.state_dict()
-    received = to_state_dict(msg.content[ARRAYS_KEY])
     if hooks.protect_update is not None:
         seed = defense_seed(run.seed, server_round, partition_id)
         state = _protected(state, received, model, hooks.protect_update, seed)
