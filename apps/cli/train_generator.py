@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +40,7 @@ def train_generator_command(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training images.")] = 10,
     batch_size: Annotated[int, typer.Option(min=2, help="Images per step.")] = 128,
     seed: Annotated[int, typer.Option(help="Seed for weights, latents and batch order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Train a generator whose stages GIFD searches; write it and a sample grid beside it."""
@@ -57,8 +57,10 @@ def train_generator_command(
     from attacks.generators import GeneratorRecord, save_generator
     from attacks.generators.training import train_generator
     from fedsim.data import load_dataset
+    from fedsim.device import resolve_device
 
     chosen = _parse_classes(classes)
+    where = resolve_device(device)
     data = load_dataset(dataset, "train")
     unknown = sorted(set(chosen) - set(range(data.spec.num_classes)))
     if unknown:
@@ -81,6 +83,7 @@ def train_generator_command(
             epochs=epochs,
             batch_size=batch_size,
             seed=seed,
+            device=where,
             progress=lambda done, losses: bar.update(task, completed=done, **losses),
         )
     record = GeneratorRecord(
@@ -90,7 +93,12 @@ def train_generator_command(
         classes=chosen or tuple(range(data.spec.num_classes)),
         epochs=epochs,
         seed=seed,
-        command=shlex.join(["fedleak", *sys.argv[1:]]),
+        command=shlex.join(
+            ["fedleak", "train-generator", "--dataset", dataset, "--out", str(out)]
+            + (["--classes", classes] if classes else [])
+            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--seed", str(seed)]
+            + ["--device", device]
+        ),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_generator(out, generator, record)

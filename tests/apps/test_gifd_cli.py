@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from attacks.generators import SHIPPED_DIR
 
 CIFAR_GENERATOR = SHIPPED_DIR / "cifar10.safetensors"
@@ -69,3 +71,34 @@ def test_a_biggan_folder_is_a_generator(tmp_path: Path, tiny_biggan, data_dir, r
     generator = json.loads((out / "config.json").read_text())["generator"]
     assert generator["folder"] == str(folder.resolve())
     assert generator["native_shape"] == [3, 64, 64] and generator["image_shape"] == [3, 32, 32]
+
+
+def test_train_generator_writes_a_loadable_checkpoint_with_its_record(
+    tmp_path: Path, data_dir, run_cli
+) -> None:
+    from attacks.generators import load_generator
+
+    out = tmp_path / "g.safetensors"
+    args = ["train-generator", "--dataset", "mnist", "--classes", "0-1", "--epochs", "1"]
+    args += ["--batch-size", "512", "--device", "cpu", "--out", str(out), "--json"]
+
+    code, stdout, stderr = run_cli(args)
+
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["classes"] == [0, 1] and Path(summary["samples"]).is_file()
+    generator, record = load_generator(out)
+    assert record.classes == (0, 1) and record.epochs == 1 and record.dataset == "mnist"
+    assert "--device cpu" in record.command
+    assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 28, 28)
+
+
+def test_train_generator_refuses_an_unknown_device(tmp_path: Path, data_dir, run_cli) -> None:
+    args = ["train-generator", "--dataset", "mnist", "--device", "tpu"]
+
+    code, _, stderr = run_cli([*args, "--out", str(tmp_path / "g.safetensors")])
+
+    assert (
+        code == 2
+        and stderr.strip() == "fedleak: error: unknown device 'tpu'; valid: auto, cpu, cuda"
+    )
