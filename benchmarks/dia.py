@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,13 +30,19 @@ from cells import RESULTS_DIR, image_indices, medians, psnr_cell, run_cells, sco
 ATTACKS = ("ig", "dia", "wiig")
 
 
-def attack_cell(cell: dict) -> dict:
-    """Run IG, DIA and WIIG on one image's dropout gradient; return their scores."""
+def attack_cell(cell: dict, images_dir: Path) -> dict:
+    """Run IG, DIA and WIIG on one image's dropout gradient; keep their images, unscored.
+
+    The truth and the three reconstructions go to ``images_dir`` (one safetensors file per
+    cell) so that scoring can happen elsewhere: a GPU machine without the metric packages
+    attacks, this one scores (:func:`score_row`).
+    """
     torch.set_num_threads(1)  # one core per worker: the cells run side by side
     from attacks import GradientInversion, get_preset
-    from fedsim.data import load_dataset, normalize
+    from fedsim.data import load_dataset
     from fedsim.fedsgd import fedsgd_observation
     from fedsim.models import ModelSpec, build_model
+    from fedsim.storage import save_tensors
 
     data = load_dataset(cell["dataset"], "test")
     images, labels = data.images([cell["index"]])
@@ -47,20 +54,61 @@ def attack_cell(cell: dict) -> dict:
         "dia": get_preset("dia"),
         "wiig": get_preset("wiig"),
     }
-    results = {}
+    tensors = {"truth": truth.images, "truth_labels": truth.labels}
+    effort = {}
     for name, config in configs.items():
-        config = config.model_copy(update={"iterations": cell["iterations"]})
+        update = {"iterations": cell["iterations"], "time_budget_s": cell["time_budget"]}
+        config = config.model_copy(update=update)
         oracle = truth.dropout_masks if config.dropout_masks == "oracle" else None
-        reconstruction = GradientInversion(config, seed=cell["index"])(
+        reconstruction = GradientInversion(config, seed=cell["index"], device=cell["device"])(
             observation, oracle_masks=oracle
         )
-        error = normalize(reconstruction.images, data.spec) - normalize(truth.images, data.spec)
+        tensors |= {name: reconstruction.images, f"{name}_labels": reconstruction.labels}
+        effort[name] = {
+            "iterations": reconstruction.iterations,
+            "wall_s": reconstruction.wall_s,
+            "gradient_distance": reconstruction.gradient_distance,
+        }
+    file = "-".join(str(part) for part in cell_key(cell)) + ".safetensors"
+    save_tensors(images_dir / file, tensors, {"cell": cell})
+    return {**cell, "images": file, "effort": effort}
+
+
+def score_row(row: dict, images_dir: Path) -> dict:
+    """Score an attacked cell's kept images: PSNR, SSIM, LPIPS, ST-LPIPS, MSE per attack."""
+    from attacks.reconstruction import Reconstruction
+    from fedsim.data import get_dataset_spec, normalize
+    from fedsim.ground_truth import GroundTruth
+    from fedsim.storage import load_tensors
+
+    tensors, _ = load_tensors(images_dir / row["images"])
+    truth = GroundTruth(tensors["truth"], tensors["truth_labels"])
+    spec = get_dataset_spec(row["dataset"])
+    results = {}
+    for name, effort in row["effort"].items():
+        reconstruction = Reconstruction(
+            tensors[name],
+            tensors[f"{name}_labels"],
+            effort["gradient_distance"],
+            (),
+            (),
+            effort["iterations"],
+            effort["wall_s"],
+        )
+        error = normalize(reconstruction.images, spec) - normalize(truth.images, spec)
         results[name] = {**scores_of(reconstruction, truth), "mse": float(error.pow(2).mean())}
-    return {**cell, "attacks": results}
+    return {**row, "attacks": results}
 
 
 def cell_key(cell: dict) -> tuple:
-    return (cell["dataset"], cell["model"], cell["rate"], cell["index"], cell["iterations"])
+    return (
+        cell["dataset"],
+        cell["model"],
+        cell["rate"],
+        cell["index"],
+        cell["iterations"],
+        cell.get("time_budget"),  # rows from before the option ran without one
+    )
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -85,17 +133,42 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds per attack")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the attacks only)")
+    parser.add_argument(
+        "--no-score", action="store_true", help="attack and keep the images; score on a later run"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR / "dia.jsonl")
     args = parser.parse_args()
 
     cells = [
-        {"dataset": d, "model": m, "rate": float(r), "index": i, "iterations": args.iterations}
+        {
+            "dataset": d,
+            "model": m,
+            "rate": float(r),
+            "index": i,
+            "iterations": args.iterations,
+            "time_budget": args.time_budget,
+            "device": args.device,
+        }
         for d in args.datasets.split(",")
         for m in args.models.split(",")
         for r in args.rates.split(",")
         for i in image_indices(d, args.images, args.seed)
     ]
-    done = run_cells(cells, attack_cell, cell_key, args.results, args.workers)
+    images_dir = args.results.with_name(args.results.stem + "-images")
+    attack = partial(attack_cell, images_dir=images_dir)
+    done = run_cells(cells, attack, cell_key, args.results, args.workers)
+    if args.no_score:
+        print(
+            f"attacked {len(done)} cells; images in {images_dir}; a run without --no-score scores"
+        )
+        return
+    for key, row in done.items():
+        if "attacks" not in row:
+            done[key] = score_row(row, images_dir)
+            with args.results.open("a") as handle:
+                handle.write(json.dumps(done[key], allow_nan=False) + "\n")
 
     table = []
     for dataset, model, rate in sorted({cell_key(c)[:3] for c in cells}):

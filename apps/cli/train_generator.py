@@ -39,6 +39,9 @@ def train_generator_command(
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training images.")] = 10,
     batch_size: Annotated[int, typer.Option(min=2, help="Images per step.")] = 128,
+    width: Annotated[
+        int, typer.Option(min=8, help="Channels of the first feature map, halved per stage.")
+    ] = 128,
     seed: Annotated[int, typer.Option(help="Seed for weights, latents and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: JsonFlag = False,
@@ -82,6 +85,7 @@ def train_generator_command(
             classes=chosen or None,
             epochs=epochs,
             batch_size=batch_size,
+            width=width,
             seed=seed,
             device=where,
             progress=lambda done, losses: bar.update(task, completed=done, **losses),
@@ -93,10 +97,12 @@ def train_generator_command(
         classes=chosen or tuple(range(data.spec.num_classes)),
         epochs=epochs,
         seed=seed,
+        width=width,
         command=shlex.join(
             ["fedleak", "train-generator", "--dataset", dataset, "--out", str(out)]
             + (["--classes", classes] if classes else [])
-            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--seed", str(seed)]
+            + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--width", str(width)]
+            + ["--seed", str(seed)]
             + ["--device", device]
         ),
     )

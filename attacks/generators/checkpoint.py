@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from attacks.generators.biggan import BigGANRecord, is_biggan_folder, load_biggan
-from attacks.generators.dcgan import StagedGenerator
+from attacks.generators.dcgan import WIDTH, StagedGenerator
 from fedsim.errors import UserInputError
 from fedsim.storage import load_metadata, load_tensors, save_tensors
 
@@ -33,6 +33,7 @@ class GeneratorRecord:
     epochs: int
     seed: int
     command: str
+    width: int = WIDTH  # checkpoints from before the option have the default width
 
 
 def save_generator(path: Path, generator: StagedGenerator, record: GeneratorRecord) -> None:
@@ -55,7 +56,7 @@ def load_generator(path: Path) -> tuple[StagedGenerator, GeneratorRecord]:
     record = GeneratorRecord(
         **{**meta, "image_shape": tuple(meta["image_shape"]), "classes": tuple(meta["classes"])}
     )
-    generator = StagedGenerator(record.image_shape, record.latent_dim)
+    generator = StagedGenerator(record.image_shape, record.latent_dim, record.width)
     generator.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     )

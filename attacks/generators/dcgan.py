@@ -15,7 +15,7 @@ from torch import nn
 from fedsim.errors import UserInputError
 
 LATENT_DIM = 128
-_WIDTH = 128  # channels of the first feature map, halved at every stage
+WIDTH = 128  # default channels of the first feature map, halved at every stage
 
 
 def first_side(side: int) -> tuple[int, int]:
@@ -32,22 +32,27 @@ def first_side(side: int) -> tuple[int, int]:
 class StagedGenerator(nn.Module):
     """latent (N, 128) → stage 0 → (N, 128, s, s) → … → stage K → image (N, C, side, side)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = LATENT_DIM) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int = LATENT_DIM,
+        width: int = WIDTH,
+    ) -> None:
         super().__init__()
-        channels, side, width = image_shape
-        if side != width:
-            raise UserInputError(f"generator images must be square; got {side}x{width}")
+        channels, side, across = image_shape
+        if side != across:
+            raise UserInputError(f"generator images must be square; got {side}x{across}")
         start, doublings = first_side(side)
-        self.image_shape, self.latent_dim = tuple(image_shape), latent_dim
+        self.image_shape, self.latent_dim, self.width = tuple(image_shape), latent_dim, width
         stages: list[nn.Module] = [
             nn.Sequential(
                 nn.Unflatten(1, (latent_dim, 1, 1)),
-                nn.ConvTranspose2d(latent_dim, _WIDTH, start, bias=False),
-                nn.BatchNorm2d(_WIDTH),
+                nn.ConvTranspose2d(latent_dim, width, start, bias=False),
+                nn.BatchNorm2d(width),
                 nn.ReLU(),
             )
         ]
-        width_in = _WIDTH
+        width_in = width
         for stage in range(doublings):
             last = stage == doublings - 1
             width_out = channels if last else width_in // 2
@@ -80,12 +85,12 @@ def run_blocks(blocks: Iterable[nn.Module], features: torch.Tensor) -> torch.Ten
 class Critic(nn.Module):
     """DCGAN discriminator: strided convs with LeakyReLU down to one logit per image."""
 
-    def __init__(self, image_shape: tuple[int, int, int]) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], width: int = WIDTH) -> None:
         super().__init__()
         channels, side, _ = image_shape
         start, doublings = first_side(side)
         layers: list[nn.Module] = []
-        width_in, width_out = channels, _WIDTH // 2 ** (doublings - 1)
+        width_in, width_out = channels, width // 2 ** (doublings - 1)
         for stage in range(doublings):
             layers += [nn.Conv2d(width_in, width_out, 4, stride=2, padding=1, bias=stage == 0)]
             if stage:

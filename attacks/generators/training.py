@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.generators.dcgan import Critic, StagedGenerator
+from attacks.generators.dcgan import WIDTH, Critic, StagedGenerator
 from fedsim.data import ImageDataset
 from fedsim.errors import UserInputError
 
@@ -22,6 +22,7 @@ def train_generator(
     classes: Sequence[int] | None = None,
     epochs: int = 10,
     batch_size: int = 128,
+    width: int = WIDTH,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
@@ -37,8 +38,8 @@ def train_generator(
     if len(rows) < batch_size:
         raise UserInputError(f"{len(rows)} training images for batch size {batch_size}")
     pixels = (data.images(rows.tolist())[0] * 255).round().to(torch.uint8).to(device)
-    generator = StagedGenerator(data.spec.image_shape).to(device)
-    critic = Critic(data.spec.image_shape).to(device)
+    generator = StagedGenerator(data.spec.image_shape, width=width).to(device)
+    critic = Critic(data.spec.image_shape, width).to(device)
     g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     c_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
     loss = nn.BCEWithLogitsLoss()

@@ -80,7 +80,8 @@ def test_train_generator_writes_a_loadable_checkpoint_with_its_record(
 
     out = tmp_path / "g.safetensors"
     args = ["train-generator", "--dataset", "mnist", "--classes", "0-1", "--epochs", "1"]
-    args += ["--batch-size", "512", "--device", "cpu", "--out", str(out), "--json"]
+    args += ["--batch-size", "512", "--width", "32", "--device", "cpu"]
+    args += ["--out", str(out), "--json"]
 
     code, stdout, stderr = run_cli(args)
 
@@ -89,6 +90,7 @@ def test_train_generator_writes_a_loadable_checkpoint_with_its_record(
     assert summary["classes"] == [0, 1] and Path(summary["samples"]).is_file()
     generator, record = load_generator(out)
     assert record.classes == (0, 1) and record.epochs == 1 and record.dataset == "mnist"
+    assert record.width == generator.width == 32
     assert "--device cpu" in record.command
     assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 28, 28)
 
