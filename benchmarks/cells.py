@@ -40,7 +40,9 @@ def run_cells(
     done = {key(row): row for row in (json.loads(line) for line in lines if line.strip())}
     todo = [cell for cell in cells if key(cell) not in done]
     print(f"{len(cells)} cells, {len(cells) - len(todo)} already in {results}", flush=True)
-    with ProcessPoolExecutor(workers) as pool:
+    # A fresh process per cell: memory a cell leaves behind (a worker reached 24 GB after nine
+    # GIFD cells and was killed) and warm caches then cannot reach the next cell.
+    with ProcessPoolExecutor(workers, max_tasks_per_child=1) as pool:
         for row in pool.map(attack_cell, todo):
             with results.open("a") as handle:
                 handle.write(json.dumps(row, allow_nan=False) + "\n")
