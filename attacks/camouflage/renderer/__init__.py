@@ -1,0 +1,29 @@
+"""The black-box renderer of DTA: Mitsuba 3 scenes of a procedural car (sedan for training,
+van held out) under a random sun, with an occluder, seen from DTA's camera poses."""
+
+from attacks.camouflage.renderer.cars import CARS, car_names, car_parts
+from attacks.camouflage.renderer.render import (
+    REFERENCE_PAINT,
+    TILE_SIZE_M,
+    Render,
+    render_image,
+    render_mask,
+    render_view,
+)
+from attacks.camouflage.renderer.views import DISTANCES_M, PITCH_RANGE_DEG, View, sample_views
+
+__all__ = [
+    "CARS",
+    "DISTANCES_M",
+    "PITCH_RANGE_DEG",
+    "REFERENCE_PAINT",
+    "TILE_SIZE_M",
+    "Render",
+    "View",
+    "car_names",
+    "car_parts",
+    "render_image",
+    "render_mask",
+    "render_view",
+    "sample_views",
+]

@@ -1,0 +1,223 @@
+"""Render a View with Mitsuba 3 (``scalar_rgb``, CPU) as a black box: the image with a given
+paint or tiled texture, and the car's visible-coverage mask from the ``aov`` integrator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from attacks.camouflage.renderer.cars import car_parts
+from attacks.camouflage.renderer.views import View
+from fedsim.errors import UserInputError
+
+# The car's original paint (sRGB), x_ref's colour: a light silver-grey.
+REFERENCE_PAINT = (0.7, 0.7, 0.72)
+# One repeat of a texture covers this many metres of the car's surface.
+TILE_SIZE_M = 0.6
+# Samples per pixel side for the mask: coverage is measured on a 4×4 grid of rays per pixel.
+_MASK_SUPERSAMPLE = 4
+_CAMERA_TARGET = (0.0, 0.0, 0.75)
+_FOV_DEG = 40.0
+
+Texture = np.ndarray | torch.Tensor | tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class Render:
+    """One view rendered: ``image`` (H, W, 3) sRGB in [0, 1], ``mask`` (H, W) the fraction of
+    each pixel covered by the visible car, in [0, 1]."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    view: View
+
+
+def render_view(view: View, texture: Texture = None, size: int = 128, spp: int = 16) -> Render:
+    """Render ``view`` with ``texture`` on the car's paint: None for the reference paint, an sRGB
+    colour (3,), or a pattern (h, w, 3) numpy / (3, h, w) torch in [0, 1], tiled with repeat."""
+    return Render(
+        image=render_image(view, texture, size=size, spp=spp),
+        mask=render_mask(view, size=size),
+        view=view,
+    )
+
+
+def render_image(view: View, texture: Texture = None, size: int = 128, spp: int = 16) -> np.ndarray:
+    """The (H, W, 3) sRGB image in [0, 1] of ``view`` painted with ``texture`` (see render_view)."""
+    mi = _mitsuba()
+    _check_size(size, spp)
+    scene = mi.load_dict(_scene_dict(view, _paint(texture), size, spp))
+    linear = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
+    return np.clip(linear_to_srgb(linear), 0.0, 1.0)
+
+
+def render_mask(view: View, size: int = 128) -> np.ndarray:
+    """The (H, W) fraction of each pixel where the car is the first thing seen (0 or 1 inside)."""
+    mi = _mitsuba()
+    _check_size(size, 1)
+    side = size * _MASK_SUPERSAMPLE
+    scene_dict = _scene_dict(view, _paint(None), side, 1)
+    scene_dict["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
+    scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
+    scene = mi.load_dict(scene_dict)
+    # shape_index counts scene.shapes() from 1; 0 is a ray that hit nothing.
+    car = [i + 1 for i, shape in enumerate(scene.shapes()) if shape.id().startswith("car_")]
+    index = np.rint(np.asarray(mi.render(scene, seed=view.seed))[..., 0]).astype(np.int64)
+    hit = np.isin(index, car).astype(np.float32)
+    return hit.reshape(size, _MASK_SUPERSAMPLE, size, _MASK_SUPERSAMPLE).mean(axis=(1, 3))
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer function (IEC 61966-2-1) applied to linear values ≥ 0."""
+    linear = np.maximum(linear, 0.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """The inverse of linear_to_srgb for values in [0, 1]."""
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def _mitsuba():  # noqa: ANN202 - the module, loaded once with its CPU variant
+    import mitsuba as mi
+
+    if mi.variant() != "scalar_rgb":
+        mi.set_variant("scalar_rgb")
+    return mi
+
+
+def _check_size(size: int, spp: int) -> None:
+    if size < 8:
+        raise UserInputError(f"size must be at least 8 pixels, got {size}")
+    if spp < 1:
+        raise UserInputError(f"spp must be positive, got {spp}")
+
+
+def _paint(texture: Texture) -> dict:
+    """The paint's diffuse reflectance as a repeating bitmap of linear values."""
+    if texture is None:
+        texture = REFERENCE_PAINT
+    if isinstance(texture, torch.Tensor):
+        array = texture.detach().cpu().numpy()
+        array = np.moveaxis(array, 0, -1) if array.ndim == 3 else array
+    else:
+        array = np.asarray(texture)
+    array = array.astype(np.float32)
+    if array.shape == (3,):
+        array = array.reshape(1, 1, 3)
+    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
+        raise UserInputError(
+            f"texture must be an RGB colour (3,), an (h, w, 3) array or a (3, h, w) tensor, "
+            f"got shape {tuple(array.shape)}"
+        )
+    _check_range(array)
+    mi = _mitsuba()
+    # A flat colour is a 1×1 bitmap too, so that it renders exactly as a uniform pattern does.
+    return {
+        "type": "bitmap",
+        "bitmap": mi.Bitmap(np.ascontiguousarray(srgb_to_linear(array), dtype=np.float32)),
+        "wrap_mode": "repeat",
+        "filter_type": "bilinear",
+        "raw": True,
+    }
+
+
+def _check_range(array: np.ndarray) -> None:
+    if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+        raise UserInputError("texture values must be sRGB in [0, 1]")
+
+
+def _scene_dict(view: View, paint: dict, size: int, spp: int) -> dict:
+    """The Mitsuba scene description of ``view`` with ``paint`` as the car's diffuse colour."""
+    mi = _mitsuba()
+    transform = mi.ScalarTransform4f
+    pitch, yaw = np.radians(view.pitch_deg), np.radians(view.yaw_deg)
+    target = np.array(_CAMERA_TARGET)
+    origin = target + view.distance_m * np.array(
+        [np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)]
+    )
+    azimuth, elevation = np.radians(view.sun_azimuth_deg), np.radians(view.sun_elevation_deg)
+    to_sun = np.array(
+        [
+            np.cos(elevation) * np.cos(azimuth),
+            np.cos(elevation) * np.sin(azimuth),
+            np.sin(elevation),
+        ]
+    )
+    along = np.array([np.cos(azimuth), np.sin(azimuth)])
+    across = np.array([-along[1], along[0]])
+    occluder_xy = view.occluder_along_m * along + view.occluder_across_m * across
+    width, depth, height = view.occluder_size_m
+    ground = float(srgb_to_linear(np.float32(view.ground_albedo)))
+    scene: dict = {
+        "type": "scene",
+        "integrator": {"type": "path", "max_depth": 4},
+        "sensor": {
+            "type": "perspective",
+            "fov": _FOV_DEG,
+            "to_world": transform().look_at(
+                origin=origin.tolist(), target=target.tolist(), up=[0, 0, 1]
+            ),
+            "film": {
+                "type": "hdrfilm",
+                "width": size,
+                "height": size,
+                "pixel_format": "rgb",
+                # A box filter keeps each pixel to its own footprint, the mask's coverage.
+                "rfilter": {"type": "box"},
+            },
+            "sampler": {"type": "independent", "sample_count": spp},
+        },
+        "sun": {"type": "directional", "direction": (-to_sun).tolist(), "irradiance": 2.6},
+        "sky": {"type": "constant", "radiance": {"type": "rgb", "value": [0.22, 0.27, 0.36]}},
+        "ground": {
+            "type": "rectangle",
+            "to_world": transform().scale([60.0, 60.0, 1.0]),
+            "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [ground] * 3}},
+        },
+        "occluder": {
+            "type": "cube",
+            "to_world": transform()
+            .translate([*occluder_xy.tolist(), height / 2])
+            .rotate([0, 0, 1], float(view.sun_azimuth_deg))
+            .scale([depth / 2, width / 2, height / 2]),
+            "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.35] * 3}},
+        },
+    }
+    bsdfs = {
+        "paint": {
+            "type": "roughplastic",
+            "distribution": "ggx",
+            "alpha": 0.08,
+            "int_ior": 1.5,
+            "diffuse_reflectance": paint,
+        },
+        "glass": {"type": "plastic", "int_ior": 1.5, "diffuse_reflectance": 0.01},
+        "tyre": {"type": "diffuse", "reflectance": 0.03},
+    }
+    for part in car_parts(view.car):
+        bsdf = mi.load_dict(bsdfs[part.material])
+        scene[part.name] = _mesh(mi, part.name, part.vertices, part.uvs / TILE_SIZE_M, bsdf)
+    return scene
+
+
+def _mesh(mi, name: str, vertices: np.ndarray, uvs: np.ndarray, bsdf):  # noqa: ANN001, ANN202
+    """A Mitsuba triangle mesh of a triangle soup with per-vertex texture coordinates."""
+    props = mi.Properties()
+    props["bsdf"] = bsdf
+    mesh = mi.Mesh(
+        name,
+        vertex_count=len(vertices),
+        face_count=len(vertices) // 3,
+        props=props,
+        has_vertex_normals=False,
+        has_vertex_texcoords=True,
+    )
+    params = mi.traverse(mesh)
+    params["vertex_positions"] = vertices.ravel().tolist()
+    params["faces"] = np.arange(len(vertices), dtype=np.uint32).tolist()
+    params["vertex_texcoords"] = uvs.ravel().tolist()
+    params.update()
+    return mesh
