@@ -1,0 +1,74 @@
+"""DTA's repeated texture projection: a small pattern tiled over the image plane, differentiable
+in the pattern (``grid_sample`` with wrap), under random shift / scale / rotation jitter."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Where the tiling starts and how it is laid: ``shift`` in pattern periods (u, v),
+    ``scale`` in pattern periods per image width, ``rotation_deg`` about the image centre."""
+
+    shift: tuple[float, float] = (0.0, 0.0)
+    scale: float = 8.0
+    rotation_deg: float = 0.0
+
+
+def sample_jitter(
+    generator: torch.Generator,
+    scale_range: tuple[float, float] = (6.0, 10.0),
+    max_rotation_deg: float = 20.0,
+) -> Jitter:
+    """A random Jitter: shift uniform over one period, scale and rotation uniform in range."""
+    u = torch.rand(4, generator=generator).tolist()
+    low, high = scale_range
+    return Jitter(
+        shift=(u[0], u[1]),
+        scale=low + (high - low) * u[2],
+        rotation_deg=max_rotation_deg * (2 * u[3] - 1),
+    )
+
+
+def tile_pattern(
+    pattern: torch.Tensor, size: int | tuple[int, int], jitter: Jitter
+) -> torch.Tensor:
+    """The (3, H, W) image of ``pattern`` (3, h, w) repeated over the plane, bilinear with wrap
+    at the seams; values stay in the pattern's range and gradients flow to every texel."""
+    height, width = (size, size) if isinstance(size, int) else size
+    grid = _pattern_coordinates(height, width, jitter, pattern.dtype, pattern.device)
+    rows, cols = pattern.shape[-2:]
+    # One texel of circular padding makes bilinear interpolation across a seam mix the last and
+    # the first texel, as a wrapped texture does; coordinates in [0, 1) then land inside it.
+    padded = F.pad(pattern[None], (1, 1, 1, 1), mode="circular")
+    x = 2 * (grid[..., 0] * cols + 1) / (cols + 2) - 1
+    y = 2 * (grid[..., 1] * rows + 1) / (rows + 2) - 1
+    sampled = F.grid_sample(
+        padded, torch.stack([x, y], dim=-1)[None], mode="bilinear", align_corners=False
+    )
+    return sampled[0]
+
+
+def project_texture(pattern: torch.Tensor, mask: torch.Tensor, jitter: Jitter) -> torch.Tensor:
+    """The expected texture η: ``pattern`` tiled over the image and painted inside ``mask``
+    (H, W) in [0, 1], zero outside; shape (3, H, W)."""
+    return tile_pattern(pattern, tuple(mask.shape[-2:]), jitter) * mask
+
+
+def _pattern_coordinates(
+    height: int, width: int, jitter: Jitter, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """(H, W, 2) pattern coordinates in [0, 1) (u across, v down) of each pixel centre."""
+    ys = (torch.arange(height, dtype=dtype, device=device) + 0.5 - height / 2) / width
+    xs = (torch.arange(width, dtype=dtype, device=device) + 0.5 - width / 2) / width
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    angle = math.radians(jitter.rotation_deg)
+    cos, sin = math.cos(angle), math.sin(angle)
+    u = (cos * x - sin * y) * jitter.scale + jitter.shift[0]
+    v = (sin * x + cos * y) * jitter.scale + jitter.shift[1]
+    return torch.stack([u, v], dim=-1).remainder(1.0)

@@ -1,0 +1,59 @@
+"""Repeated texture projection: periodic, wrapped at the seams, differentiable in the pattern."""
+
+from __future__ import annotations
+
+import torch
+
+from attacks.camouflage.texture import Jitter, project_texture, sample_jitter, tile_pattern
+
+
+def test_tiling_repeats_with_the_pattern_period() -> None:
+    pattern = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    # 4 periods across 64 pixels: one period is 16 pixels, one pixel per texel.
+    image = tile_pattern(pattern, 64, Jitter(scale=4.0))
+
+    assert image.shape == (3, 64, 64)
+    torch.testing.assert_close(image[:, :, :16], image[:, :, 16:32])
+    torch.testing.assert_close(image[:, :16], image[:, 48:])
+    torch.testing.assert_close(image[:, :16, :16], pattern)
+
+
+def test_a_shift_of_one_texel_moves_the_image_by_one_pixel() -> None:
+    pattern = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    base = tile_pattern(pattern, 32, Jitter(scale=2.0))
+    shifted = tile_pattern(pattern, 32, Jitter(shift=(1 / 16, 0.0), scale=2.0))
+
+    torch.testing.assert_close(shifted[:, :, :-1], base[:, :, 1:])
+
+
+def test_seams_wrap_instead_of_clamping() -> None:
+    pattern = torch.zeros(3, 4, 4)
+    pattern[:, :, 0] = 1.0  # the first column lit, the last dark
+    # Pixel centres sit at x = -0.375, -0.125, ... of the image width: this shift puts the first
+    # one on the pattern's left edge, halfway between the last texel's centre and the first's.
+    image = tile_pattern(pattern, (1, 4), Jitter(shift=(0.375, 0.0), scale=1.0))
+
+    torch.testing.assert_close(image[:, 0, 0], torch.full((3,), 0.5))  # clamping would give 1
+
+
+def test_rotation_and_scale_keep_values_in_range_and_jitter_is_seeded() -> None:
+    pattern = torch.rand(3, 16, 16)
+    jitter = sample_jitter(torch.Generator().manual_seed(3))
+    image = tile_pattern(pattern, 48, jitter)
+
+    assert jitter == sample_jitter(torch.Generator().manual_seed(3))
+    assert abs(jitter.rotation_deg) <= 20 and 6 <= jitter.scale <= 10
+    assert pattern.min() <= image.min() and image.max() <= pattern.max()
+
+
+def test_projection_is_differentiable_in_the_pattern() -> None:
+    pattern = torch.rand(3, 4, 4, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(10, 12, dtype=torch.float64)
+    mask[2:8, 3:11] = 1.0
+    jitter = Jitter(shift=(0.3, 0.7), scale=2.7, rotation_deg=17.0)
+
+    assert torch.autograd.gradcheck(lambda p: project_texture(p, mask, jitter), (pattern,))
+    projected = project_texture(pattern, mask, jitter)
+    assert torch.all(projected[:, mask == 0] == 0)
+    projected.sum().backward()
+    assert torch.all(pattern.grad > 0)  # every texel shows somewhere inside the mask
