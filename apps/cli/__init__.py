@@ -7,6 +7,7 @@ from apps.cli import (  # noqa: F401  (registers the commands)
     attack,
     bench,
     demo,
+    dta,
     listings,
     simulate,
     train_generator,

@@ -21,6 +21,7 @@ _MASK_SUPERSAMPLE = 4
 _CAMERA_TARGET = (0.0, 0.0, 0.75)
 _FOV_DEG = 40.0
 
+# None (the reference paint), an sRGB colour, or a pattern (h, w, 3) array / (3, h, w) tensor.
 Texture = np.ndarray | torch.Tensor | tuple[float, float, float] | None
 
 

@@ -1,0 +1,186 @@
+"""(x_ref, mask, flat colour, render) triplets from the renderer, one safetensors file per view,
+written atomically so that a rerun resumes where a crash stopped and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+from safetensors.torch import load_file, safe_open
+
+from attacks.camouflage.renderer import CARS, View, render_image, render_mask, sample_views
+from fedsim.errors import UnknownNameError, UserInputError
+
+MANIFEST = "dataset.json"
+VIEWS_FOLDER = "views"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """What a triplet dataset holds: ``views`` views of ``car`` drawn from ``seed``, each rendered
+    in its reference paint and ``colours`` random flat sRGB colours, ``size``² pixels, ``spp``."""
+
+    views: int
+    colours: int
+    size: int = 128
+    spp: int = 16
+    seed: int = 0
+    car: str = "sedan"
+
+    def __post_init__(self) -> None:
+        for name in ("views", "colours", "spp"):
+            if getattr(self, name) <= 0:
+                raise UserInputError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.size < 8:
+            raise UserInputError(f"size must be at least 8 pixels, got {self.size}")
+        if self.car not in CARS:
+            raise UnknownNameError("car", self.car, CARS)
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """A loaded dataset: ``x_ref`` (V, 3, H, W) and ``renders`` (V, K, 3, H, W) sRGB in [0, 1],
+    ``masks`` (V, H, W) car coverage, ``colours`` (V, K, 3) sRGB, and the views."""
+
+    x_ref: torch.Tensor
+    masks: torch.Tensor
+    colours: torch.Tensor
+    renders: torch.Tensor
+    views: list[View]
+
+
+def view_colours(config: DatasetConfig, index: int) -> np.ndarray:
+    """The (K, 3) flat sRGB colours of view ``index``, uniform in [0, 1], seeded per view."""
+    return (
+        np.random.default_rng([config.seed, index]).random((config.colours, 3)).astype(np.float32)
+    )
+
+
+def view_path(out: Path, index: int) -> Path:
+    """The file that holds view ``index`` of the dataset in ``out``."""
+    return out / VIEWS_FOLDER / f"{index:06d}.safetensors"
+
+
+def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[int]:
+    """Write the manifest of ``out`` (or check that the one there describes the same renders)
+    and return the indices of the views not yet rendered.
+
+    Views are drawn in sequence from the seed, so a rerun may ask for more views than before.
+    """
+    manifest = out / MANIFEST
+    settings = asdict(config)
+    if manifest.exists():
+        before = json.loads(manifest.read_text())["config"]
+        mismatched = sorted(k for k, v in settings.items() if k != "views" and before[k] != v)
+        if mismatched:
+            raise UserInputError(
+                f"{out} holds renders made with other settings ({before}); "
+                f"differing: {', '.join(mismatched)}"
+            )
+        settings["views"] = max(settings["views"], before["views"])
+    (out / VIEWS_FOLDER).mkdir(parents=True, exist_ok=True)
+    record = {"config": settings, "command": command, "storage": _STORAGE}
+    _atomic_write(manifest, json.dumps(record, indent=2).encode())
+    return [i for i in range(config.views) if not view_path(out, i).exists()]
+
+
+def render_views(
+    out: Path,
+    config: DatasetConfig,
+    indices: list[int],
+    *,
+    workers: int = 1,
+    on_view: Callable[[int], None] | None = None,
+) -> None:
+    """Render and write the views ``indices`` of ``config`` into ``out``, calling ``on_view``
+    after each; ``workers`` > 1 renders in that many processes, one render thread each."""
+    if workers < 1:
+        raise UserInputError(f"workers must be positive, got {workers}")
+    views = sample_views(config.views, config.seed, config.car)
+    if workers == 1 or len(indices) <= 1:
+        for index in indices:
+            _render_and_save(out, config, index, views[index])
+            if on_view:
+                on_view(index)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_one_render_thread
+    ) as pool:
+        futures = [pool.submit(_render_and_save, out, config, i, views[i]) for i in indices]
+        for future in futures:
+            index = future.result()
+            if on_view:
+                on_view(index)
+
+
+def load_triplets(out: Path) -> Triplets:
+    """Every view of the dataset in ``out`` rendered so far, in index order."""
+    paths = sorted((out / VIEWS_FOLDER).glob("*.safetensors"))
+    if not (out / MANIFEST).exists() or not paths:
+        raise UserInputError(
+            f"{out} holds no rendered views; make them with fedleak dta render-dataset"
+        )
+    tensors, views = [], []
+    for path in paths:
+        tensors.append(load_file(path))
+        with safe_open(path, framework="pt") as handle:
+            views.append(View.from_json(handle.metadata()["view"]))
+    stacked = {key: torch.stack([t[key] for t in tensors]) for key in tensors[0]}
+    return Triplets(
+        x_ref=stacked["x_ref"].float() / 255,
+        masks=stacked["mask"],
+        colours=stacked["colours"],
+        renders=stacked["renders"].float() / 255,
+        views=views,
+    )
+
+
+_STORAGE = (
+    "one safetensors file per view: x_ref (3, H, W) uint8 sRGB, mask (H, W) float32 coverage, "
+    "colours (K, 3) float32 sRGB, renders (K, 3, H, W) uint8 sRGB; metadata 'view' (JSON)"
+)
+
+
+def _render_and_save(out: Path, config: DatasetConfig, index: int, view: View) -> int:
+    """Render view ``index`` in its reference paint and colours and write its file atomically."""
+    colours = view_colours(config, index)
+    images = [render_image(view, None, config.size, config.spp)]
+    images += [render_image(view, tuple(c), config.size, config.spp) for c in colours]
+    as_bytes = [_to_uint8(image) for image in images]
+    tensors = {
+        "x_ref": as_bytes[0],
+        "mask": render_mask(view, config.size),
+        "colours": colours,
+        "renders": np.stack(as_bytes[1:]),
+    }
+    path = view_path(out, index)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(temporary), metadata={"view": view.to_json()})
+    os.replace(temporary, path)
+    return index
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) in [0, 1] → (3, H, W) uint8."""
+    return np.ascontiguousarray(np.rint(image.transpose(2, 0, 1) * 255).astype(np.uint8))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _one_render_thread() -> None:
+    """Worker start: one Mitsuba thread per process, so that workers share the cores."""
+    import drjit
+
+    drjit.set_thread_count(1)

@@ -1,0 +1,95 @@
+"""``fedleak dta render-dataset``: triplets on disk, resumable, the same with two workers, and
+one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attacks.camouflage.dataset import load_triplets, view_path
+
+SMALL = ["--colours", "2", "--size", "16", "--spp", "2", "--seed", "5"]
+
+
+def test_render_dataset_writes_triplets_and_resumes(tmp_path: Path, run_cli) -> None:
+    out = tmp_path / "triplets"
+    code, stdout, _ = run_cli(
+        ["dta", "render-dataset", "--out", str(out), "--views", "3", *SMALL, "--json"]
+    )
+
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert summary["rendered_views"] == 3 and summary["renders"] == 9
+    data = load_triplets(out)
+    assert data.x_ref.shape == (3, 3, 16, 16) and data.renders.shape == (3, 2, 3, 16, 16)
+    assert data.masks.shape == (3, 16, 16) and data.colours.shape == (3, 2, 3)
+    assert json.loads((out / "dataset.json").read_text())["command"].startswith("fedleak dta")
+
+    # A crash loses at most the view being written: delete one, leave a torn temporary file.
+    before = view_path(out, 1).read_bytes()
+    view_path(out, 1).unlink()
+    view_path(out, 1).with_name(".000001.safetensors.123.tmp").write_bytes(b"torn")
+    code, stdout, _ = run_cli(
+        ["dta", "render-dataset", "--out", str(out), "--views", "4", *SMALL, "--json"]
+    )
+
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert (summary["rendered_views"], summary["resumed_views"]) == (2, 2)
+    assert view_path(out, 1).read_bytes() == before
+    assert len(load_triplets(out).views) == 4
+
+
+def test_two_workers_render_the_same_files(tmp_path: Path, run_cli) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, workers in ((one, "1"), (two, "2")):
+        code, _, _ = run_cli(
+            [
+                "dta",
+                "render-dataset",
+                "--out",
+                str(out),
+                "--views",
+                "2",
+                *SMALL,
+                "--workers",
+                workers,
+            ]
+        )
+        assert code == 0
+    for index in range(2):
+        assert view_path(one, index).read_bytes() == view_path(two, index).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--views", "0"], "views must be positive, got 0"),
+        (["--views", "2", "--car", "truck"], "unknown car 'truck'; valid: sedan, van"),
+        (["--views", "2", "--colours", "-1"], "colours must be positive"),
+        (["--views", "2", "--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_input_fails_in_one_line(
+    args: list[str], message: str, tmp_path: Path, run_cli
+) -> None:
+    code, _, stderr = run_cli(["dta", "render-dataset", "--out", str(tmp_path / "d"), *args])
+
+    assert code == 2
+    assert stderr.strip().splitlines() == [f"fedleak: error: {stderr.split('error: ')[1].strip()}"]
+    assert message in stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_other_settings_are_refused_on_resume(tmp_path: Path, run_cli) -> None:
+    out = tmp_path / "d"
+    assert run_cli(["dta", "render-dataset", "--out", str(out), "--views", "1", *SMALL])[0] == 0
+
+    code, _, stderr = run_cli(
+        ["dta", "render-dataset", "--out", str(out), "--views", "1", "--size", "24"]
+    )
+    assert code == 2
+    assert "holds renders made with other settings" in stderr and "size" in stderr
+    assert len(stderr.strip().splitlines()) == 1
