@@ -6,6 +6,7 @@ a client update that the curious server captured in a Flower run (``CaptureAttac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,11 +15,18 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from apps.report import write_attack_report
+from apps.report import (
+    CONFIG_FILE,
+    GROUND_TRUTH_FILE,
+    OBSERVATION_FILE,
+    RECONSTRUCTION_FILE,
+    write_attack_report,
+)
 from apps.scoring import score
 from attacks import GradientInversion, get_preset
 from attacks.engine import ProgressCallback
 from attacks.generators import generator_for
+from attacks.reconstruction import Reconstruction
 from defenses.fedsgd import defend_gradient, defended_model_spec
 from defenses.specs import parse_defenses
 from fedsim.data import load_dataset, normalize
@@ -35,6 +43,10 @@ from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec, build_model
 from fedsim.observation import Observation
 from fedsim.provenance import provenance, seed_everything
+from fedsim.storage import write_json
+
+UNSCORED_FILE = "unscored.json"
+"""An attack folder written with ``score=False``: the search's effort, until it is scored."""
 
 LabelChoice = Literal["given", "idlg", "estimate"]
 
@@ -54,6 +66,7 @@ class AttackSettings(BaseModel):
     generator: Path | None = None
     defenses: tuple[str, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    score: bool = True
     out: Path
 
     def attack_overrides(self) -> dict[str, object]:
@@ -246,6 +259,8 @@ def _attack_and_report(
         "generator": None if generator_record is None else asdict(generator_record),
         **provenance(settings.seed, device),
     }
+    if not settings.score:
+        return _write_unscored(settings.out, config, observation, truth, reconstruction)
     return write_attack_report(
         settings.out,
         config=config,
@@ -254,3 +269,43 @@ def _attack_and_report(
         reconstruction=reconstruction,
         scores=score(reconstruction, truth),
     )
+
+
+def score_attack_folder(out: Path) -> dict:
+    """Score an attack folder written with ``score=False`` against its ground truth: the same
+    ``metrics.json`` and ``grid.png`` as scoring at once; returns the metrics."""
+    truth = GroundTruth.load(out / GROUND_TRUTH_FILE)
+    reconstruction = Reconstruction.load(out / RECONSTRUCTION_FILE)
+    metrics = write_attack_report(
+        out,
+        config=json.loads((out / CONFIG_FILE).read_text()),
+        observation=Observation.load(out / OBSERVATION_FILE),
+        truth=truth,
+        reconstruction=reconstruction,
+        scores=score(reconstruction, truth),
+    )
+    (out / UNSCORED_FILE).unlink(missing_ok=True)
+    return metrics
+
+
+def _write_unscored(
+    out: Path,
+    config: dict,
+    observation: Observation,
+    truth: GroundTruth,
+    reconstruction: Reconstruction,
+) -> dict:
+    """Every stage of an attack but its scores; :func:`score_attack_folder` adds them."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, config)
+    observation.save(out / OBSERVATION_FILE)
+    truth.save(out / GROUND_TRUTH_FILE)
+    reconstruction.save(out / RECONSTRUCTION_FILE)
+    effort = {
+        "scored": False,
+        "gradient_distance": reconstruction.gradient_distance,
+        "wall_s": reconstruction.wall_s,
+        "iterations": reconstruction.iterations,
+    }
+    write_json(out / UNSCORED_FILE, effort)
+    return effort

@@ -63,6 +63,13 @@ def score(reconstruction: Reconstruction, truth: GroundTruth) -> Scores:
     )
 
 
+def random_guess_psnr(truth: GroundTruth, seed: int) -> float:
+    """Median PSNR (dB, pixels in [0, 1]) of uniform-noise images (seeded) against the client's
+    images: the score of an attacker who learned nothing."""
+    noise = torch.rand(truth.images.shape, generator=torch.Generator().manual_seed(seed))
+    return statistics.median(_floats(metrics.psnr(noise, truth.images)))
+
+
 def _floats(values: torch.Tensor) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 

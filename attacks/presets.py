@@ -71,6 +71,8 @@ PRESETS: dict[str, AttackConfig] = {
         update={"name": "ig-fast", "lr": 0.3, "schedule": "cosine", "iterations": 200}
     ),
     "dia": _DIA,
+    # The same paper's IG baseline: DIA's recipe with dropout left out of the attacker's model.
+    "dia-no-masks": _DIA.model_copy(update={"name": "dia-no-masks", "dropout_masks": "off"}),
     # The "well-informed" oracle of the same paper: DIA's recipe given the client's true masks.
     "wiig": _DIA.model_copy(update={"name": "wiig", "dropout_masks": "oracle"}),
     "gifd": _GIFD,
@@ -84,6 +86,7 @@ ATTACK_DESCRIPTIONS: dict[str, str] = {
     "ig": "Inverting Gradients (Geiping et al. 2020)",
     "ig-fast": "Inverting Gradients tuned for short budgets (lr 0.3, cosine decay)",
     "dia": "Dropout Inversion Attack: masks searched with the images (Scheliga et al. 2023)",
+    "dia-no-masks": "IG with DIA's recipe, dropout left out (the DIA paper's IG baseline)",
     "wiig": "ORACLE upper bound: DIA given the client's true dropout masks (reads ground truth)",
     "gifd": "GIFD: a generator's latent, then each stage's features (l1-ball), Fang et al. 2023",
     "gan-latent": "Search a generator's latent only (the GAN-prior phase of GIAS / GGL)",

@@ -2,7 +2,9 @@
 secure aggregate that ``secagg`` cells attack.
 
 Utility depends on the dataset, model, dropout, defense, ``[settings.federated]`` and seed, not
-on the attack or the image draw, so cells that share those share one run: its summary lands in
+on the attack or the image draw, so cells that share those share one run: the campaign process
+runs each once, one at a time, before the cells' attacks (which may run in parallel workers);
+its summary lands in
 ``DIR/federated/<utility_id>.json`` (written atomically, read before running) and every such
 cell copies the run's ``config.json``, ``accuracy.json`` and ``privacy.json`` into its own
 ``federated/`` folder. The run folder itself (every client's images as ground truth) is
@@ -34,13 +36,12 @@ AGGREGATE_TEST_IMAGES = 100  # the aggregate's run is attacked, not scored for a
 @dataclass(frozen=True)
 class Utility:
     """One Flower run's outcome: accuracy per round (0–1), the last round's largest client ε
-    (None without dp-sgd), its wall time, and whether it came from the cache."""
+    (None without dp-sgd) and its wall time."""
 
     utility_id: str
     accuracy: tuple[float, ...]
     epsilon: float | None
     wall_s: float
-    cached: bool
 
 
 def utility_key(cell: Cell) -> dict[str, object]:
@@ -62,16 +63,26 @@ def utility_id(cell: Cell) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def measure_utility(cell: Cell, cache_dir: Path, keep_dir: Path) -> Utility:
-    """The cell's utility, from ``cache_dir`` or a fresh Flower run (then cached); its run's
-    small files are copied into ``keep_dir``."""
+def prepare_utility(cell: Cell, cache_dir: Path) -> bool:
+    """Run the cell's Flower run into ``cache_dir`` unless it is cached there; whether it ran.
+
+    The campaign process calls this, one run at a time, before the cells that read it."""
     name = utility_id(cell)
     cache = Path(cache_dir) / f"{name}.json"
-    record = _read_cache(cache, utility_key(cell))
-    cached = record is not None
+    if _read_cache(cache, utility_key(cell)) is not None:
+        return False
+    record = _run_utility(cell, _federated(cell), name)
+    _write_atomically(cache, json.dumps(record, allow_nan=False))
+    return True
+
+
+def measure_utility(cell: Cell, cache_dir: Path, keep_dir: Path) -> Utility:
+    """The cell's utility as :func:`prepare_utility` cached it; its run's small files are
+    copied into ``keep_dir``. A utility not cached yet raises (no Flower run starts here)."""
+    name = utility_id(cell)
+    record = _read_cache(Path(cache_dir) / f"{name}.json", utility_key(cell))
     if record is None:
-        record = _run_utility(cell, _federated(cell), name)
-        _write_atomically(cache, json.dumps(record, allow_nan=False))
+        raise ValueError(f"cell {cell.cell_id}: utility {name} was not measured before its attack")
     shutil.rmtree(keep_dir, ignore_errors=True)
     keep_dir.mkdir(parents=True)
     for file_name, text in record["files"].items():
@@ -81,13 +92,13 @@ def measure_utility(cell: Cell, cache_dir: Path, keep_dir: Path) -> Utility:
         accuracy=tuple(record["accuracy"]),
         epsilon=record["epsilon"],
         wall_s=record["wall_s"],
-        cached=cached,
     )
 
 
-def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
+def attack_secure_aggregate(cell: Cell, out: Path, score: bool = True) -> dict:
     """Attack round 1's secure aggregate of a small Flower run (the federated settings'
-    clients, the cell's batch size, one local step) and score it against every survivor."""
+    clients, the cell's batch size, one local step) and score it against every survivor (or,
+    without ``score``, keep it to score later)."""
     from apps.attack_run import CaptureAttackRequest, run_capture_attack
 
     federated = _federated(cell)
@@ -108,6 +119,7 @@ def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
             round=1,
             client=None,
             out=out,
+            score=score,
             **cell.attack_settings(),
         )
         metrics = run_capture_attack(request)
@@ -119,7 +131,6 @@ def attack_secure_aggregate(cell: Cell, out: Path) -> dict:
 
 
 def _run_utility(cell: Cell, federated: Federated, name: str) -> dict[str, object]:
-
     run_dir = Path(tempfile.mkdtemp(prefix="fedleak-utility-"))
     try:
         config = _simulation_config(

@@ -4,8 +4,14 @@ Ray tasks; record each finished cell in the results store, skipping cells alread
 Only this (the parent) process writes the store, one transaction per cell, after the cell's
 files are on disk; a killed campaign loses at most the cells in flight.
 
-A suite with ``[settings.federated]`` runs in this process only: each cell's Flower runs start
-Ray and take every core, so worker processes or Ray tasks beside them would only contend.
+A suite with ``[settings.federated]`` runs its Flower runs in this process, one at a time
+(each starts Ray and takes every core): first each utility run its cells share, then the
+``secagg`` cells (whose attack needs a Flower run); its other cells' attacks then run in the
+worker processes like any suite's. Such a suite does not run as Ray tasks.
+
+With ``score=False`` a cell keeps its truth and reconstruction unscored (``unscored.json`` in its
+folder, ``"scored": false`` in its row); :func:`score_campaign`, or a rerun that scores, scores
+them later with the same scorer.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -23,10 +30,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apps.bench.federated import FEDERATED_DIR, attack_secure_aggregate, measure_utility
+from apps.bench.federated import (
+    FEDERATED_DIR,
+    attack_secure_aggregate,
+    measure_utility,
+    prepare_utility,
+    utility_id,
+)
 from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import Cell, Suite
 from fedsim.errors import UserInputError
@@ -34,6 +48,8 @@ from fedsim.errors import UserInputError
 CELLS_DIR = "cells"
 ERROR_FILE = "error.txt"
 LOCK_FILE = ".bench.lock"
+SCORE_COLUMNS = ("psnr", "ssim", "lpips", "st_lpips", "label_accuracy")
+"""The store's columns that scoring fills."""
 
 if TYPE_CHECKING:
     from apps.attack_run import AttackRequest
@@ -42,13 +58,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Job:
     """One cell to run: where its attack folder goes (None: send the files back), how many
-    torch threads it may use (None: torch's default) and, for a cell with federated settings,
-    the campaign's utility cache folder."""
+    torch threads it may use (None: torch's default), for a cell with federated settings the
+    campaign's utility cache folder, and whether to score the reconstruction now."""
 
     cell: Cell
     out: str | None
     threads: int | None = None
     federated_dir: str | None = None
+    score: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,8 +111,9 @@ def cell_dir(cell: Cell) -> str:
     return f"{CELLS_DIR}/{cell.cell_id}"
 
 
-def attack_request(cell: Cell, out: Path) -> AttackRequest:
-    """The attack request one cell runs, writing its attack folder to ``out``."""
+def attack_request(cell: Cell, out: Path, score: bool = True) -> AttackRequest:
+    """The attack request one cell runs, writing its attack folder to ``out`` (scored, or
+    left for :func:`score_campaign`)."""
     from apps.attack_run import AttackRequest
 
     return AttackRequest(
@@ -107,13 +125,14 @@ def attack_request(cell: Cell, out: Path) -> AttackRequest:
         train_mode=cell.train_mode,
         defenses=cell.defenses(),
         out=out,
+        score=score,
         **cell.attack_settings(),
     )
 
 
 def run_cell(job: Job) -> CellOutcome:
-    """Run one cell's attack into its folder, then its utility run if it has federated
-    settings; a failure becomes a 'failed' outcome."""
+    """Run one cell's attack into its folder, then read its utility (measured beforehand) if it
+    has federated settings; a failure becomes a 'failed' outcome."""
     import torch
 
     from apps.attack_run import run_attack
@@ -126,11 +145,13 @@ def run_cell(job: Job) -> CellOutcome:
     notices: list[str] = []
     try:
         if job.cell.attacks_aggregate:
-            metrics = attack_secure_aggregate(job.cell, out)
+            metrics = attack_secure_aggregate(job.cell, out, score=job.score)
         else:
-            request = attack_request(job.cell, out)
+            request = attack_request(job.cell, out, job.score)
             metrics = run_attack(request, progress=None, notice=notices.append)
-        metrics["epsilon"] = _epsilon(out)
+        if job.score:
+            metrics["random_psnr"] = _random_guess_psnr(out, job.cell.seed)
+        metrics |= {"device": _device(out), "worker_pid": os.getpid(), "epsilon": _epsilon(out)}
         if job.cell.federated is not None:
             metrics |= _utility_metrics(job, out, metrics["epsilon"])
         status, error, wall_s = "done", None, float(metrics["wall_s"])
@@ -164,7 +185,10 @@ def run_in_process(jobs: Iterable[Job]) -> Iterator[CellOutcome]:
 
 
 def run_in_pool(jobs: Iterable[Job], workers: int) -> Iterator[CellOutcome]:
-    """Run the jobs in ``workers`` spawned processes, one job each at a time, as they finish.
+    """Run the jobs in ``workers`` spawned processes, a fresh one per job, as they finish.
+
+    A fresh process per cell: memory a cell leaves behind cannot reach the next one (a worker
+    that had run eight GIFD cells grew to 24 GB and was killed).
 
     A worker that dies (killed, out of memory) fails the cells in flight with that reason; a
     fresh pool runs the rest.
@@ -175,9 +199,15 @@ def run_in_pool(jobs: Iterable[Job], workers: int) -> Iterator[CellOutcome]:
 
     queue = deque(jobs)
     context = multiprocessing.get_context("spawn")
+    # Python 3.10 has no max_tasks_per_child: there a worker runs several cells.
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
     while queue:
         pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+            workers,
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+            **fresh,
         )
         running: dict = {}
         broken = False
@@ -237,16 +267,18 @@ def run_on_ray(jobs: Iterable[Job], address: str) -> Iterator[CellOutcome]:
         ray.shutdown()
 
 
-def jobs_for(cells: Iterable[Cell], out_dir: Path, workers: int, ray: bool) -> list[Job]:
+def jobs_for(
+    cells: Iterable[Cell], out_dir: Path, workers: int, ray: bool, score: bool = True
+) -> list[Job]:
     """Jobs for cells: attack folders under ``out_dir/cells`` (Ray tasks send files back), the
     utility cache in ``out_dir/federated``."""
     if ray:
-        return [Job(cell, None, threads=1) for cell in cells]
+        return [Job(cell, None, threads=1, score=score) for cell in cells]
     threads = None if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     folder = out_dir.resolve()
     cache = str(folder / FEDERATED_DIR)
     return [
-        Job(cell, str(folder / cell_dir(cell)), threads, cache if cell.federated else None)
+        Job(cell, str(folder / cell_dir(cell)), threads, cache if cell.federated else None, score)
         for cell in cells
     ]
 
@@ -257,51 +289,74 @@ def run_campaign(
     *,
     workers: int = 1,
     ray_address: str | None = None,
+    score: bool = True,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[Cell, CellOutcome], None] | None = None,
 ) -> CampaignSummary:
-    """Run the suite's cells not yet done into ``out_dir`` and its results store.
+    """Run the suite's cells not yet done into ``out_dir`` and its results store; with
+    ``score`` also score the done cells left unscored, without it leave the new ones unscored.
 
     ``on_start(cells, to_run)`` is called once the plan is known, ``on_result(cell, outcome)``
     after each cell is recorded.
     """
     if workers < 1:
         raise UserInputError(f"invalid --workers {workers}; valid: 1 or more")
-    if suite.has_federated() and (workers > 1 or ray_address is not None):
-        given = f"--workers {workers}" if ray_address is None else "--ray-address"
+    if suite.has_federated() and ray_address is not None:
         raise UserInputError(
             f"suite {suite.name!r} has [settings.federated], whose Flower runs start Ray and "
-            f"use every core; run it without {given} (one cell at a time, in this process)"
+            "use every core; run it without --ray-address (--workers N runs its attacks in "
+            "parallel, its Flower runs one at a time)"
         )
     start = time.perf_counter()
     cells = suite.cells()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _campaign_lock(out_dir), ResultStore.open(store_path(out_dir), create=True) as store:
+        store.record_suite(suite.name, suite.model_dump_json())
         statuses = store.statuses()
-        todo = [cell for cell in cells if not _is_done(cell, statuses, out_dir)]
+        unscored = _unscored_rows(store, out_dir) if score else {}
+        todo = [
+            cell
+            for cell in cells
+            if cell.cell_id not in unscored and not _is_done(cell, statuses, out_dir, score)
+        ]
         if on_start is not None:
-            on_start(len(cells), len(todo))
-        by_id = {cell.cell_id: cell for cell in todo}
-        jobs = jobs_for(todo, out_dir, workers, ray_address is not None)
+            on_start(len(cells), len(todo) + sum(c.cell_id in unscored for c in cells))
+        by_id = {cell.cell_id: cell for cell in cells}
+
+        def record(outcome: CellOutcome, row: dict[str, object]) -> None:
+            store.record(row)
+            if on_result is not None:
+                on_result(by_id[outcome.cell_id], outcome)
+
+        for cell in (c for c in cells if c.cell_id in unscored):
+            row = rescored_row(out_dir, unscored[cell.cell_id])
+            record(_outcome_of(row), row)
+        jobs = jobs_for(todo, out_dir, workers, ray_address is not None, score)
+        failed = _prepare_utilities(jobs, out_dir / FEDERATED_DIR)
+        for job in (j for j in jobs if j.cell.cell_id in failed):
+            outcome = failed_outcome(job, failed[job.cell.cell_id])
+            record(outcome, cell_row(suite.name, job.cell, outcome))
+        jobs = [job for job in jobs if job.cell.cell_id not in failed]
+        # secagg cells start a Flower run of their own: one at a time, in this process.
+        serial = [job for job in jobs if job.cell.attacks_aggregate]
+        parallel = [job for job in jobs if not job.cell.attacks_aggregate]
         if ray_address is not None:
-            outcomes = run_on_ray(jobs, ray_address)
+            outcomes = run_on_ray(parallel, ray_address)
         elif workers == 1:
-            outcomes = run_in_process(jobs)
+            outcomes = run_in_process(parallel)
         else:
-            outcomes = run_in_pool(jobs, workers)
-        for outcome in outcomes:
+            outcomes = run_in_pool(parallel, workers)
+        for outcome in chain(run_in_process(serial), outcomes):
             cell = by_id[outcome.cell_id]
             if outcome.files is not None:
                 _write_files(out_dir / cell_dir(cell), outcome.files)
-            store.record(cell_row(suite.name, cell, outcome))
-            if on_result is not None:
-                on_result(cell, outcome)
+            record(outcome, cell_row(suite.name, cell, outcome))
         final = store.statuses()
     return CampaignSummary(
         cells=len(cells),
-        skipped=len(cells) - len(todo),
-        ran=len(todo),
+        skipped=len(cells) - len(todo) - len(unscored),
+        ran=len(todo) + len(unscored),
         done=sum(final.get(cell.cell_id) == "done" for cell in cells),
         failed=sum(final.get(cell.cell_id) == "failed" for cell in cells),
         store=store_path(out_dir),
@@ -309,10 +364,41 @@ def run_campaign(
     )
 
 
+def score_campaign(
+    out_dir: Path, on_result: Callable[[dict[str, object]], None] | None = None
+) -> int:
+    """Score every done cell of the store in ``out_dir`` left unscored (``score=False``) and
+    update its row; ``on_result(row)`` after each. Returns how many were scored."""
+    out_dir = Path(out_dir)
+    with ResultStore.open(store_path(out_dir)) as store, _campaign_lock(out_dir):
+        rows = _unscored_rows(store, out_dir)
+        for row in rows.values():
+            scored = rescored_row(out_dir, row)
+            store.record(scored)
+            if on_result is not None:
+                on_result(scored)
+    return len(rows)
+
+
+def rescored_row(out_dir: Path, row: dict[str, object]) -> dict[str, object]:
+    """A done, unscored cell's row once its folder is scored: metrics as if scored at once."""
+    from apps.attack_run import score_attack_folder
+
+    folder = Path(out_dir) / str(row["cell_dir"])
+    metrics = score_attack_folder(folder)
+    seed = int(json.loads(str(row["config_json"]))["seed"])
+    metrics["random_psnr"] = _random_guess_psnr(folder, seed)
+    earlier = json.loads(str(row["metrics_json"]))
+    del earlier["scored"]
+    kept = earlier | {k: v for k, v in metrics.items() if k not in ("history", "epsilon")}
+    return row | {k: kept.get(k) for k in SCORE_COLUMNS} | {"metrics_json": _dumps(kept)}
+
+
 def cell_row(suite: str, cell: Cell, outcome: CellOutcome) -> dict[str, object]:
     """The store's row for one finished cell."""
     metrics = outcome.metrics or {}
     kept = {k: v for k, v in metrics.items() if k != "history"}  # per-step; in metrics.json
+    kept |= {"scored": False} if metrics and "psnr" not in metrics else {}
     return {
         "cell_id": cell.cell_id,
         "suite": suite,
@@ -334,7 +420,7 @@ def cell_row(suite: str, cell: Cell, outcome: CellOutcome) -> dict[str, object]:
         "wall_s": outcome.wall_s,
         "error": outcome.error,
         "config_json": cell.config_json(),
-        "metrics_json": json.dumps(kept, allow_nan=False) if outcome.metrics else None,
+        "metrics_json": _dumps(kept) if outcome.metrics else None,
         "versions_json": json.dumps(outcome.versions),
         "started_at": outcome.started_at,
         "finished_at": outcome.finished_at,
@@ -348,12 +434,58 @@ def failed_outcome(job: Job, error: str) -> CellOutcome:
     return CellOutcome(job.cell.cell_id, "failed", None, error, 0.0, now, now, _versions())
 
 
-def _is_done(cell: Cell, statuses: dict[str, str], out_dir: Path) -> bool:
-    # A done row whose folder was deleted runs again.
+def _is_done(cell: Cell, statuses: dict[str, str], out_dir: Path, score: bool) -> bool:
+    # A done row whose folder was deleted runs again; an unscored one counts without score.
+    from apps.attack_run import UNSCORED_FILE
     from apps.report import METRICS_FILE
 
-    return (
-        statuses.get(cell.cell_id) == "done" and (out_dir / cell_dir(cell) / METRICS_FILE).is_file()
+    folder = out_dir / cell_dir(cell)
+    kept = (folder / METRICS_FILE).is_file() or (not score and (folder / UNSCORED_FILE).is_file())
+    return statuses.get(cell.cell_id) == "done" and kept
+
+
+def _unscored_rows(store: ResultStore, out_dir: Path) -> dict[str, dict[str, object]]:
+    """Done rows left unscored whose folder still holds the reconstruction, by cell id."""
+    from apps.attack_run import UNSCORED_FILE
+
+    return {
+        str(row["cell_id"]): row
+        for row in store.rows()
+        if row["status"] == "done"
+        and json.loads(str(row["metrics_json"] or "{}")).get("scored") is False
+        and (out_dir / str(row["cell_dir"]) / UNSCORED_FILE).is_file()
+    }
+
+
+def _prepare_utilities(jobs: list[Job], cache_dir: Path) -> dict[str, str]:
+    """Run the utility runs the jobs' cells share (one at a time, here); returns the cells
+    whose run failed, with the error."""
+    failed: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for job in (j for j in jobs if j.cell.federated is not None):
+        name = utility_id(job.cell)
+        if name not in errors:
+            try:
+                prepare_utility(job.cell, cache_dir)
+                errors[name] = ""
+            except Exception as exc:  # its cells fail with the reason; the others go on
+                errors[name] = f"utility run {name} failed: {_error_line(exc)}"
+        if errors[name]:
+            failed[job.cell.cell_id] = errors[name]
+    return failed
+
+
+def _outcome_of(row: dict[str, object]) -> CellOutcome:
+    """The outcome a rescored row reports to ``on_result``."""
+    return CellOutcome(
+        cell_id=str(row["cell_id"]),
+        status=str(row["status"]),
+        metrics=json.loads(str(row["metrics_json"])),
+        error=None,
+        wall_s=float(row["wall_s"] or 0.0),
+        started_at=str(row["started_at"]),
+        finished_at=str(row["finished_at"]),
+        versions=json.loads(str(row["versions_json"])),
     )
 
 
@@ -380,6 +512,22 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
+def _random_guess_psnr(folder: Path, seed: int) -> float:
+    """The random guess's PSNR against the cell's ground truth (see apps.scoring)."""
+    from apps.report import GROUND_TRUTH_FILE
+    from apps.scoring import random_guess_psnr
+    from fedsim.ground_truth import GroundTruth
+
+    return random_guess_psnr(GroundTruth.load(folder / GROUND_TRUTH_FILE), seed)
+
+
+def _device(folder: Path) -> str:
+    """The device the cell's attack ran on, as its config.json records it."""
+    from apps.report import CONFIG_FILE
+
+    return str(json.loads((folder / CONFIG_FILE).read_text())["device"])
+
+
 def _epsilon(folder: Path) -> float | None:
     """The (ε, δ)-DP guarantee's ε the observation records (dp-sgd), else None."""
     from apps.report import OBSERVATION_FILE
@@ -403,7 +551,6 @@ def _utility_metrics(job: Job, out: Path, epsilon_one_step: float | None) -> dic
             "utility_id": utility.utility_id,
             "accuracy_per_round": list(utility.accuracy),
             "wall_s": utility.wall_s,
-            "cached": utility.cached,
         },
     }
 
@@ -439,5 +586,9 @@ def _files(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file()]
 
 
+def _dumps(metrics: dict) -> str:
+    return json.dumps(metrics, allow_nan=False)
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -1,9 +1,10 @@
 """The results store of a campaign: one SQLite file, ``DIR/results.sqlite``, one row per cell.
 
 Table ``cells`` holds exactly :data:`COLUMNS` (the viewer reads them); table ``meta`` holds the
-schema version. WAL mode and a busy timeout let several processes write at once without
-"database is locked"; each row is its own transaction, so a killed writer loses at most the
-row it was writing and never corrupts the file.
+schema version and the JSON of each suite run into the store (``suite:<name>``). WAL mode and
+a busy timeout let several processes write at once without "database is locked"; each row is
+its own transaction, so a killed writer loses at most the row it was writing and never
+corrupts the file.
 
 Values: ``status`` is ``done`` or ``failed``; PSNR in dB (null where the reconstruction is
 exact, as in ``metrics.json``); LPIPS null where its AlexNet weights cannot be loaded;
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 STORE_FILE = "results.sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
+SUITE_KEY_PREFIX = "suite:"
+"""``meta`` keys of the suites run into a store (value: the suite's JSON)."""
 
 COLUMNS: dict[str, str] = {
     "cell_id": "TEXT PRIMARY KEY",
@@ -125,6 +128,20 @@ class ResultStore:
             raise ValueError(f"a cells row needs exactly COLUMNS; missing {missing}, extra {extra}")
         with _transaction(self._connection):
             self._connection.execute(_INSERT, [row[column] for column in COLUMNS])
+
+    def record_suite(self, name: str, suite_json: str) -> None:
+        """Keep the JSON of a suite run into this store (its report reads it), in ``meta``."""
+        with _transaction(self._connection):
+            self._connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (SUITE_KEY_PREFIX + name, suite_json)
+            )
+
+    def suites(self) -> dict[str, str]:
+        """Name → JSON of every suite recorded with :meth:`record_suite`."""
+        found = self._connection.execute(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (SUITE_KEY_PREFIX + "%",)
+        )
+        return {row["key"].removeprefix(SUITE_KEY_PREFIX): row["value"] for row in found}
 
     def rows(self) -> list[dict[str, object]]:
         """Every row, in the order they were first recorded."""

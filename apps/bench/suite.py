@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from apps.bench.report_spec import Goal, ReportSpec
 from fedsim.errors import UnknownNameError, UserInputError
 
 if sys.version_info >= (3, 11):
@@ -216,6 +217,7 @@ class Suite(BaseModel):
     description: str = ""
     settings: Settings = Settings()
     grid: tuple[Grid, ...] = Field(min_length=1)
+    report: ReportSpec = ReportSpec()
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -253,6 +255,22 @@ class Suite(BaseModel):
                     ) from None
         return self
 
+    @model_validator(mode="after")
+    def _goals_name_grid_values(self) -> Suite:
+        column = self.report.columns
+        if column not in Grid.model_fields:
+            return self
+        values = {str(v) for grid in self.grid for v in getattr(grid, column) or ()}
+        for goal in self.report.goals:
+            for median in self.report.medians_of(goal):
+                if median.column is not None and median.column not in values:
+                    raise ValueError(
+                        f"report goal {goal.name!r} reads {median.metric}[{median.column}], "
+                        f"but no grid has {column} {median.column!r}; valid: "
+                        f"{', '.join(sorted(values))}"
+                    )
+        return self
+
     def settings_of(self, grid: Grid) -> Settings:
         """The suite's settings with the grid's own overrides applied (key by key, also inside
         ``federated``)."""
@@ -264,6 +282,29 @@ class Suite(BaseModel):
             update = {k: getattr(theirs, k) for k in theirs.model_fields_set}
             given["federated"] = ours.model_copy(update=update)
         return self.settings.model_copy(update=given)
+
+    def overriding(self, **values: object) -> Suite:
+        """This suite with the given settings (those not None) in force for every grid, over the
+        suite's and each grid's own; a bad value raises one line naming it."""
+        given = {key: value for key, value in values.items() if value is not None}
+        try:
+            Settings.model_validate(given)
+        except ValidationError as error:
+            raise UserInputError(f"suite {self.name!r}: {_one_line(error, False)}") from None
+
+        def override(settings: Settings | None) -> Settings | None:
+            if settings is None:
+                return None
+            return settings.model_copy(
+                update={k: v for k, v in given.items() if k in settings.model_fields_set}
+            )
+
+        grids = tuple(
+            grid.model_copy(update={"settings": override(grid.settings)}) for grid in self.grid
+        )
+        return self.model_copy(
+            update={"settings": self.settings.model_copy(update=given), "grid": grids}
+        )
 
     def has_federated(self) -> bool:
         """Whether any grid's cells also run a Flower simulation."""
@@ -484,7 +525,14 @@ def _resolve_generators(suite: Suite, base: Path) -> Suite:
     return suite.model_copy(update={"settings": resolve(suite.settings), "grid": grids})
 
 
-_KEYS = {"suite": Suite, "grid": Grid, "settings": Settings, "federated": Federated}
+_KEYS = {
+    "suite": Suite,
+    "grid": Grid,
+    "settings": Settings,
+    "federated": Federated,
+    "report": ReportSpec,
+    "goals": Goal,
+}
 
 
 def _one_line(error: ValidationError, single_grid: bool) -> str:

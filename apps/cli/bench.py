@@ -1,5 +1,6 @@
-"""``fedleak bench``: run a suite of attack cells into a results store; ``fedleak bench export``
-writes that store as CSV or Parquet.
+"""``fedleak bench``: run a suite of attack cells into a results store; ``fedleak bench report``
+prints its tables and writes its plots, ``fedleak bench score`` scores cells run with
+``--no-score``, ``fedleak bench export`` writes the store as CSV or Parquet.
 
 ``bench`` is a command group whose own options run a campaign when no subcommand follows, so
 both ``fedleak bench --suite quick --out DIR`` and ``fedleak bench export DIR`` read as typed.
@@ -11,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 
 bench_app = typer.Typer(
     name="bench",
-    help="Run a benchmark suite of attacks into a results store; `bench export` writes it out.",
+    help=(
+        "Run a benchmark suite of attacks into a results store; `bench report` tabulates it, "
+        "`bench score` scores --no-score cells, `bench export` writes it out."
+    ),
     invoke_without_command=True,
     no_args_is_help=False,
     add_completion=False,
@@ -51,30 +55,58 @@ def bench(
         str | None,
         typer.Option(help="Run the cells as Ray tasks on this cluster ('local' starts one)."),
     ] = None,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda"] | None,
+        typer.Option(help="Attack on this device, over the suite's setting (part of each cell)."),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds per attack, over the suite's time_budget_s (part of each cell)."
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(help="Steps per attack, over the suite's iterations (part of each cell)."),
+    ] = None,
+    score: Annotated[
+        bool,
+        typer.Option(
+            "--score/--no-score",
+            help="Score each cell now, and any left unscored; --no-score keeps truth and "
+            "reconstruction to score later (`fedleak bench score DIR`).",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's cells not yet done (a rerun resumes) and record each in DIR/results.sqlite."""
+    campaign_options = (suite, out, ray_address, device, time_budget, iterations)
     if context.invoked_subcommand is not None:
-        if suite is not None or out is not None or ray_address is not None or workers != 1:
+        if any(v is not None for v in campaign_options) or workers != 1 or not score:
             raise FedleakError(
-                f"--suite, --out, --workers and --ray-address belong to `fedleak bench`, not "
+                "--suite, --out, --workers, --ray-address, --device, --time-budget, "
+                f"--iterations and --no-score belong to `fedleak bench`, not "
                 f"`fedleak bench {context.invoked_subcommand}`"
             )
         return
     if suite is None or out is None:
         raise FedleakError(
-            "fedleak bench needs --suite NAME|FILE and --out DIR (or: fedleak bench export DIR)"
+            "fedleak bench needs --suite NAME|FILE and --out DIR (or: fedleak bench "
+            "report|score|export DIR)"
         )
     from apps.bench.runner import run_campaign
     from apps.bench.suite import load_suite
 
-    chosen = load_suite(suite)
+    chosen = load_suite(suite).overriding(
+        device=device, time_budget_s=time_budget, iterations=iterations
+    )
     with _cell_progress(chosen.name) as progress:
         summary = run_campaign(
             chosen,
             out,
             workers=workers,
             ray_address=ray_address,
+            score=score,
             on_start=progress.start,
             on_result=progress.advance,
         )
@@ -93,6 +125,45 @@ def bench(
     (stderr if as_json else stdout).print(table)
     if as_json:
         print(json.dumps(summary.to_json(), allow_nan=False))
+
+
+@bench_app.command("report")
+def report(
+    folder: Annotated[Path, typer.Argument(help="A `fedleak bench` campaign folder.")],
+    format_: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Write PNG plots into DIR/report/.")
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a campaign's tables (medians per row and column, goal verdicts); write its plots."""
+    from apps.bench.report import REPORT_DIR, load_report, report_json, to_markdown, write_plots
+
+    if format_ not in ("markdown", "json"):
+        raise FedleakError(f"invalid --format {format_!r}; valid: markdown, json")
+    reports = load_report(folder)
+    written = write_plots(reports, folder / REPORT_DIR) if plots else []
+    if as_json or format_ == "json":
+        print(report_json(reports, written))
+        return
+    print(to_markdown(reports), end="")
+    for path in written:
+        stderr.print(f"plot → {path}", soft_wrap=True, markup=False)
+
+
+@bench_app.command("score")
+def score_cells(
+    folder: Annotated[Path, typer.Argument(help="A `fedleak bench` campaign folder.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the cells a `fedleak bench --no-score` campaign left unscored, and update the store."""
+    from apps.bench.runner import score_campaign
+    from apps.bench.store import store_path
+
+    count = score_campaign(folder)
+    stderr.print(f"scored {count} cells in {store_path(folder)}", soft_wrap=True, markup=False)
+    if as_json:
+        print(json.dumps({"scored": count, "store": str(store_path(folder))}))
 
 
 @bench_app.command("export")

@@ -1,4 +1,5 @@
-"""A bench store's page: every cell with filters, leakage per defense, privacy against utility."""
+"""A bench store's page: every cell with filters, leakage per defense, privacy against utility,
+and the tables of ``fedleak bench report``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from apps.bench.report import build_report, report_table
 from apps.viewer.attack_page import render_attack
 from apps.viewer.discovery import read_attack_run
 from apps.viewer.records import BenchCell, BenchRun
@@ -68,8 +70,23 @@ def render(root: Path, run: BenchRun) -> None:
     with right:
         st.subheader("Privacy against utility")
         _privacy_utility(shown_done)
+    st.subheader("Report")
+    _report(run)
     st.subheader("One cell")
     _cell_detail(root, run, [c for c in run.cells if c.cell_id in set(shown["cell_id"])])
+
+
+def _report(run: BenchRun) -> None:
+    """The tables of `fedleak bench report`, from the same builder."""
+    for report in build_report([asdict(cell) for cell in run.cells], run.suites):
+        header, rows = report_table(report)
+        title = report.suite + (f" — {report.description}" if report.description else "")
+        st.caption(title)
+        st.dataframe(pd.DataFrame(rows, columns=header), hide_index=True)
+        for goal in report.spec.goals:
+            st.caption(f"{goal.name}: `{goal.expression}`")
+        if report.unscored:
+            st.info(f"{report.unscored} done cells not scored yet: `fedleak bench score DIR`")
 
 
 def defense_summary(done: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from apps.viewer.bench_store import STORE_FILE, read_cells
+from apps.viewer.bench_store import STORE_FILE, read_cells, read_suites
 from apps.viewer.paths import UnsafePathError, relative_name, resolve_inside
 from apps.viewer.records import (
     AttackRun,
@@ -73,7 +73,8 @@ def load_run(root: Path, path: str) -> Run:
     path = relative_name(root, folder)
     if kind == "bench":
         store = STORE_FILE if path == "." else f"{path}/{STORE_FILE}"
-        return BenchRun(path=path, store=store, cells=read_cells(root, path))
+        cells, suites = read_cells(root, path), read_suites(root, path)
+        return BenchRun(path=path, store=store, cells=cells, suites=suites)
     if kind == "simulation":
         return read_simulation_run(root, path)
     return read_attack_run(root, path)

@@ -139,11 +139,13 @@ class BenchCell:
 
 @dataclass(frozen=True)
 class BenchRun:
-    """One bench folder (``fedleak bench --out``): its store's cells, in ``cell_id`` order."""
+    """One bench folder (``fedleak bench --out``): its store's cells, in ``cell_id`` order, and
+    the JSON of the suites run into it, by name."""
 
     path: str
     store: str
     cells: tuple[BenchCell, ...]
+    suites: Mapping[str, str] = field(default_factory=dict)
 
 
 Run = AttackRun | SimulationRun | BenchRun

@@ -23,7 +23,12 @@ def test_models_json_lists_parameter_counts(run_cli) -> None:
 
 @pytest.mark.parametrize(
     ("command", "expected"),
-    [("attacks", {"dlg", "idlg", "ig", "ig-fast", "dia", "wiig", "gifd", "gan-latent"})],
+    [
+        (
+            "attacks",
+            {"dlg", "idlg", "ig", "ig-fast", "dia", "dia-no-masks", "wiig", "gifd", "gan-latent"},
+        )
+    ],
 )
 def test_listings(command: str, expected: set[str], run_cli) -> None:
     code, out, _ = run_cli([command, "--json"])

@@ -1,12 +1,16 @@
 """Federated suites: `[settings.federated]` is checked in one line, cells also measure utility
 with a Flower run (cached: cells that share it run it once), secagg cells attack an aggregate,
-and a federated campaign refuses parallel workers."""
+a federated campaign runs its attacks in parallel workers and its Flower runs one at a time
+in the campaign process, and refuses Ray tasks."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -132,28 +136,23 @@ def test_secagg_cells_attack_one_aggregate_per_seed_and_need_federated_settings(
         load_suite(path)
 
 
-@pytest.mark.parametrize(
-    ("options", "refused"), [({"workers": 2}, "--workers 2"), ({"ray_address": "x"}, "--ray")]
-)
-def test_a_federated_suite_refuses_parallel_cells(
-    tmp_path: Path, data_dir: Path, options: dict, refused: str
-) -> None:
+def test_a_federated_suite_refuses_ray_tasks(tmp_path: Path, data_dir: Path) -> None:
     suite = load_suite(write_suite(tmp_path, TINY))
 
-    with pytest.raises(UserInputError, match=f"Flower runs start Ray .* without {refused}"):
-        run_campaign(suite, tmp_path / "out", **options)
+    with pytest.raises(UserInputError, match="Flower runs start Ray .* without --ray-address"):
+        run_campaign(suite, tmp_path / "out", ray_address="x")
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_refuses_workers_for_a_federated_suite_in_one_line(
+def test_cli_refuses_ray_for_a_federated_suite_in_one_line(
     tmp_path: Path, data_dir: Path, run_cli
 ) -> None:
     path = write_suite(tmp_path, TINY)
-    args = ["bench", "--suite", str(path), "--out", str(tmp_path / "o"), "--workers", "2"]
+    args = ["bench", "--suite", str(path), "--out", str(tmp_path / "o"), "--ray-address", "x"]
 
     code, _, err = run_cli(args)
 
-    assert code == 2 and err.strip().count("\n") == 0 and "without --workers 2" in err
+    assert code == 2 and err.strip().count("\n") == 0 and "without --ray-address" in err
 
 
 def test_builtin_privacy_utility_suite_mirrors_the_benchmark_grid(data_dir: Path) -> None:
@@ -200,7 +199,6 @@ def test_cells_record_utility_and_share_one_flower_run_per_defense(
     for defense in ("none", DP):
         shared = [json.loads(r["metrics_json"]) for r in stored.values() if r["defense"] == defense]
         assert len({m["federated"]["utility_id"] for m in shared}) == 1
-        assert sorted(m["federated"]["cached"] for m in shared) == [False, True]
 
     # A cell that runs again reads the cache: no Flower run starts.
     def no_flower_run(*args: object, **kwargs: object) -> None:
@@ -218,4 +216,44 @@ def test_cells_record_utility_and_share_one_flower_run_per_defense(
     assert (again.ran, again.done) == (1, 4)
     row = rows(out)[again_id]
     assert row["epsilon"] == stored[again_id]["epsilon"]
-    assert json.loads(row["metrics_json"])["federated"]["cached"] is True
+
+
+def test_attacks_run_in_parallel_workers_while_flower_runs_stay_one_at_a_time(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One image per defense: 2 attack cells, 2 utility runs. The utility runs are timed stand-ins
+    # (a real one takes ~30 s): the campaign must call them here, in its own process, one after
+    # the other; a worker process would not see this stand-in and would start a real one.
+    runs: list[tuple[int, float, float]] = []
+
+    def timed_utility(cell: object, settings: Federated, name: str) -> dict:
+        start = time.time()
+        time.sleep(0.3)
+        runs.append((os.getpid(), start, time.time()))
+        files = {"accuracy.json": json.dumps({"accuracy": [0.5]})}
+        key = federated.utility_key(cell)
+        return {"utility_id": name, "key": key, "accuracy": [0.5], "epsilon": None,
+                "wall_s": 0.3, "files": files}  # fmt: skip
+
+    monkeypatch.setattr(federated, "_run_utility", timed_utility)
+    # Each attack searches for 4 s, longer than the workers' start-up jitter.
+    text = TINY.replace("images = [2]", "images = [1]")
+    text = text.replace("iterations = 5", "iterations = 1000000\ntime_budget_s = 4.0")
+    suite = load_suite(write_suite(tmp_path, text))
+
+    summary = run_campaign(suite, tmp_path / "out", workers=2)
+
+    assert (summary.done, summary.failed) == (2, 0)
+    assert len(runs) == 2 and {pid for pid, _, _ in runs} == {os.getpid()}
+    (_, _, first_end), (_, second_start, second_end) = sorted(runs, key=lambda run: run[1])
+    assert first_end <= second_start  # one at a time
+    stored = list(rows(tmp_path / "out").values())
+    pids = [json.loads(row["metrics_json"])["worker_pid"] for row in stored]
+    assert len(set(pids)) == 2 and os.getpid() not in pids  # a fresh worker per cell
+    spans = [
+        (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for r in stored
+    ]
+    assert all(start.timestamp() >= second_end for start, _ in spans)  # after the utility runs
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # side by side
+    assert {row["accuracy"] for row in stored} == {0.5}

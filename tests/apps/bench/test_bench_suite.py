@@ -36,14 +36,19 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
 
     assert suite_names() == ["dia", "gifd", "privacy-utility", "quick"]
     # quick: 2 defenses × 2 batch sizes × 2 seeds; dia: 2 datasets × 2 models × 3 rates ×
-    # 3 attacks × 8 images; gifd: 2 settings × 3 attacks × (8 + 2) batches.
-    assert (len(quick), len(dia), len(gifd)) == (8, 288, 60)
+    # 3 attacks × 8 images; gifd: 3 settings (in, ood, ood-mnist) × 3 attacks × (8 + 2) batches.
+    assert (len(quick), len(dia), len(gifd)) == (8, 288, 90)
     assert {c.defense for c in quick} == {"none", "clip:max_norm=1"}
     assert {c.dropout for c in dia} == {0.1, 0.25, 0.5}
+    assert {c.attack for c in dia} == {"dia-no-masks", "dia", "wiig"}
+    assert {(c.iterations, c.device) for c in dia} == {(1000, "cpu")}
+    digits = [c for c in gifd if c.dataset == "mnist-rgb32"]
+    assert {c.generator for c in digits if c.attack != "ig-fast"} == {"cifar10"}
+    assert {c.time_budget_s for c in gifd} == {60.0}
     ood = [c for c in gifd if c.classes is not None]
     assert {c.generator for c in ood if c.attack == "gifd"} == {"cifar10-classes-0-4"}
     assert {c.generator for c in ood if c.attack == "ig-fast"} == {None}
-    draw = image_indices("cifar10", 8, 0, {5, 6, 7, 8, 9})  # what benchmarks/gifd.py draws
+    draw = image_indices("cifar10", 8, 0, {5, 6, 7, 8, 9})  # what the GIFD benchmark drew
     batches = sorted(c.indices for c in ood if c.attack == "gifd" and c.batch_size == 4)
     assert batches == sorted([tuple(draw[:4]), tuple(draw[4:])])
 

@@ -137,6 +137,17 @@ def test_a_bench_page_shows_medians_cells_and_leakage_by_defense(
     assert shown["PSNR"] == "11.60 dB" and len(page.image) == 1
 
 
+def test_a_bench_page_shows_the_report_tables(runs_root: Path, open_viewer) -> None:
+    page = open_viewer(runs_root, run="bench")
+
+    # apps.bench.report's default table: one row per defense, a column per attack.
+    report = page.dataframe[2].value.set_index("defense")
+    assert list(report.index) == ["gaussian:std=0.01", "none"]
+    assert report.loc["none", "psnr dia / ig"] == "– / 24.8"
+    assert report.loc["gaussian:std=0.01", "cells"] == "1"
+    assert report.loc["none", "cells"] == "1 (1 failed)"
+
+
 def test_bench_filters_narrow_the_table_and_the_failed_cell_shows_its_error(
     runs_root: Path, open_viewer
 ) -> None:

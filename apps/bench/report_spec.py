@@ -1,0 +1,114 @@
+"""A suite's ``[report]`` table: which medians ``fedleak bench report`` tabulates, grouped how,
+and the goals each row is judged by::
+
+    [report]
+    rows = ["dataset", "model", "dropout"]      # cell fields; one table row per combination
+    columns = "attack"                          # a cell field, or "" for one column
+    metrics = ["psnr", "ssim", "st_lpips"]
+    [[report.goals]]
+    name = "DIA ≥ IG + 10 dB"
+    expression = "psnr[dia] >= psnr['dia-no-masks'] + 10"
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from apps.bench.goals import Median, parse_goal
+
+KEY_FIELDS = (
+    "dataset",
+    "split",
+    "model",
+    "dropout",
+    "train_mode",
+    "attack",
+    "defense",
+    "batch_size",
+    "images",
+    "seed",
+    "classes",
+    "iterations",
+    "time_budget_s",
+    "restarts",
+    "labels",
+    "generator",
+    "device",
+)
+"""Cell fields a report may group by (a cell's config holds each)."""
+METRICS = (
+    "psnr",
+    "ssim",
+    "lpips",
+    "st_lpips",
+    "label_accuracy",
+    "accuracy",
+    "epsilon",
+    "wall_s",
+    "iterations",
+    "random_psnr",
+)
+"""What a report may take medians of: the store's metric columns, and from each cell's
+metrics the attack's steps and the random guess's PSNR (dB)."""
+
+
+class Goal(BaseModel):
+    """A verdict per row: ``met`` where the expression holds on the row's medians."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    expression: str = Field(min_length=1)
+
+
+class ReportSpec(BaseModel):
+    """How a suite's results are tabulated; the default groups by every grid axis but seed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: tuple[str, ...] = ("dataset", "model", "dropout", "defense", "batch_size")
+    columns: str = "attack"
+    metrics: tuple[str, ...] = Field(("psnr", "ssim", "st_lpips"), min_length=1)
+    goals: tuple[Goal, ...] = ()
+
+    @field_validator("rows")
+    @classmethod
+    def _known_rows(cls, rows: tuple[str, ...]) -> tuple[str, ...]:
+        for name in rows:
+            _known("report.rows", name, KEY_FIELDS)
+        return rows
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, column: str) -> str:
+        return column if column == "" else _known("report.columns", column, KEY_FIELDS)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
+        for name in metrics:
+            _known("report.metrics", name, METRICS)
+        return metrics
+
+    @model_validator(mode="after")
+    def _goals_parse(self) -> ReportSpec:
+        if self.columns in self.rows:
+            raise ValueError(f"report.columns {self.columns!r} is also in report.rows")
+        for goal in self.goals:
+            self.medians_of(goal)
+        return self
+
+    def medians_of(self, goal: Goal) -> list[Median]:
+        """The medians a goal reads (checked against the metrics and the columns' use)."""
+        return parse_goal(goal.expression, set(METRICS), with_columns=self.columns != "")
+
+    def read_metrics(self) -> tuple[str, ...]:
+        """The metrics shown and those only a goal reads, in that order, each once."""
+        read = [m.metric for goal in self.goals for m in self.medians_of(goal)]
+        return tuple(dict.fromkeys([*self.metrics, *read]))
+
+
+def _known(where: str, name: str, valid: tuple[str, ...]) -> str:
+    if name not in valid:
+        raise ValueError(f"unknown {where} {name!r}; valid: {', '.join(valid)}")
+    return name

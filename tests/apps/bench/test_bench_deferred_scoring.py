@@ -1,0 +1,120 @@
+"""`fedleak bench --no-score` keeps each cell's truth and reconstruction; `fedleak bench score`
+or a rerun that scores gives the metrics scoring at once gives. `--device` is recorded."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from apps.bench.store import store_path
+
+TINY = """
+[settings]
+iterations = 5
+
+[grid]
+dataset = "mnist"
+model = "lenet"
+attack = "ig-fast"
+images = [2]
+"""
+SCORES = ("psnr", "ssim", "st_lpips", "label_accuracy")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the attacks in this process (see test_bench_run.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rows(out: Path) -> dict[str, dict]:
+    connection = sqlite3.connect(store_path(out))
+    connection.row_factory = sqlite3.Row
+    found = {row["cell_id"]: dict(row) for row in connection.execute("SELECT * FROM cells")}
+    connection.close()
+    return found
+
+
+def bench(run_cli, *args: str) -> dict:
+    code, stdout, err = run_cli(["bench", *args, "--json"])
+    assert code == 0, err
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def comparable(row: dict) -> dict:
+    """What scoring decides: the store's score columns and the metrics' per-image values."""
+    metrics = json.loads(row["metrics_json"])
+    return {
+        **{k: row[k] for k in SCORES},
+        "per_image": metrics["per_image"],
+        "random_psnr": metrics["random_psnr"],
+        "labels": metrics["recovered_labels"],
+    }
+
+
+def test_no_score_then_score_later_matches_scoring_at_once(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    now, later, rerun = tmp_path / "now", tmp_path / "later", tmp_path / "rerun"
+
+    bench(run_cli, "--suite", str(suite), "--out", str(now), "--device", "cpu")
+    for out in (later, rerun):
+        bench(run_cli, "--suite", str(suite), "--out", str(out), "--device", "cpu", "--no-score")
+
+    kept = rows(later)
+    assert len(kept) == 2
+    for row in kept.values():
+        folder = later / row["cell_dir"]
+        assert row["status"] == "done" and row["psnr"] is None and row["ssim"] is None
+        assert json.loads(row["metrics_json"])["scored"] is False
+        assert (folder / "reconstruction.safetensors").is_file()
+        assert (folder / "ground_truth.safetensors").is_file()
+        assert not (folder / "metrics.json").exists()
+    # A --no-score rerun leaves them be; the report counts them as waiting.
+    again = bench(
+        run_cli, "--suite", str(suite), "--out", str(later), "--device", "cpu", "--no-score"
+    )
+    assert again["done"] == 2 and rows(later) == kept
+    code, report, _ = run_cli(["bench", "report", str(later), "--no-plots"])
+    assert code == 0 and "2 done cells not scored yet" in report
+
+    assert bench(run_cli, "score", str(later)) == {"scored": 2, "store": str(store_path(later))}
+    resumed = bench(run_cli, "--suite", str(suite), "--out", str(rerun), "--device", "cpu")
+
+    at_once = rows(now)
+    assert resumed["done"] == 2
+    for out in (later, rerun):
+        scored = rows(out)
+        assert set(scored) == set(at_once)
+        for cell_id, row in scored.items():
+            assert comparable(row) == comparable(at_once[cell_id])
+            assert row["psnr"] > 0 and "scored" not in json.loads(row["metrics_json"])
+            assert (out / row["cell_dir"] / "metrics.json").is_file()
+            assert not (out / row["cell_dir"] / "unscored.json").exists()
+    # A second `bench score` finds nothing left to score.
+    assert bench(run_cli, "score", str(later))["scored"] == 0
+
+
+def test_device_is_part_of_each_cell_and_recorded(tmp_path: Path, data_dir: Path, run_cli) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("images = [2]", "images = [1]"))
+    out = tmp_path / "out"
+
+    bench(run_cli, "--suite", str(suite), "--out", str(out), "--device", "cpu")
+    bench(run_cli, "--suite", str(suite), "--out", str(out), "--device", "auto")
+
+    stored = list(rows(out).values())
+    requested = sorted(json.loads(row["config_json"])["device"] for row in stored)
+    assert requested == ["auto", "cpu"]  # another device is another cell
+    used = {json.loads(row["metrics_json"])["device"] for row in stored}
+    assert used == {"cuda" if torch.cuda.is_available() else "cpu"}

@@ -1,0 +1,178 @@
+"""`fedleak bench report`: medians per row and column of a finished store, goal verdicts,
+markdown and JSON, plots, one line for a bad folder or a bad `[report]` table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.bench.runner import CellOutcome, cell_row
+from apps.bench.store import ResultStore, store_path
+from apps.bench.suite import load_suite
+from fedsim.errors import UserInputError
+
+# 2 rates × 2 attacks × 3 images: 12 cells; the store gets them with chosen metrics, not runs.
+SUITE = """
+[settings]
+iterations = 5
+device = "cpu"
+
+[grid]
+dataset = "mnist"
+model = "mlp"
+dropout = [0.1, 0.5]
+attack = ["ig", "dia"]
+images = [3]
+
+[report]
+rows = ["dataset", "model", "dropout"]
+metrics = ["psnr", "ssim"]
+[[report.goals]]
+name = "DIA ≥ IG + 10 dB"
+expression = "psnr[dia] >= psnr[ig] + 10"
+"""
+# Per (rate, attack) the three images' PSNR (None: exact) and SSIM; the last ig cell at p = 0.5
+# fails, so that row's ig median is over two cells.
+PSNR = {
+    (0.1, "ig"): [10.0, 14.0, 12.0],
+    (0.1, "dia"): [None, 25.0, None],
+    (0.5, "ig"): [20.0, 22.0, None],
+    (0.5, "dia"): [25.0, 26.0, 27.0],
+}
+SSIM = {(0.1, "ig"): [0.1, 0.3, 0.2], (0.1, "dia"): [0.9, 0.8, 1.0]}
+
+
+def write_store(tmp_path: Path) -> Path:
+    """A finished campaign folder: real cells of SUITE, rows through the store's API."""
+    path = tmp_path / "dia-mini.toml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    out = tmp_path / "campaign"
+    out.mkdir()
+    seen: dict[tuple[float, str], int] = {}
+    with ResultStore.open(store_path(out), create=True) as store:
+        store.record_suite(suite.name, suite.model_dump_json())
+        for cell in suite.cells():
+            key = (cell.dropout, cell.attack)
+            number = seen[key] = seen.get(key, -1) + 1
+            failed = key == (0.5, "ig") and number == 2
+            metrics = {
+                "psnr": PSNR[key][number],
+                "ssim": SSIM.get(key, [0.5, 0.5, 0.5])[number],
+                "st_lpips": 0.1,
+                "wall_s": 1.0,
+            }
+            outcome = CellOutcome(
+                cell.cell_id,
+                "failed" if failed else "done",
+                None if failed else metrics,
+                "RuntimeError: boom" if failed else None,
+                1.0,
+                "2026-12-01T00:00:00.000+00:00",
+                "2026-12-01T00:00:01.000+00:00",
+                {},
+            )
+            store.record(cell_row(suite.name, cell, outcome))
+    return out
+
+
+def test_markdown_report_prints_medians_counts_and_verdicts(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    out = write_store(tmp_path)
+
+    code, stdout, err = run_cli(["bench", "report", str(out), "--no-plots"])
+
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert lines[0] == "### dia-mini"
+    assert lines[2] == (
+        "| dataset | model | dropout | images | cells | psnr ig / dia | ssim ig / dia "
+        "| DIA ≥ IG + 10 dB |"
+    )
+    # p = 0.1: IG median 12, DIA's two exact images make its median ∞ → met.
+    assert lines[4] == "| mnist | mlp | 0.1 | 3 | 6 | 12.0 / inf | 0.200 / 0.900 | met |"
+    # p = 0.5: IG over its 2 done cells (20, 22) → 21; DIA 26 is +5 → missed.
+    assert lines[5] == (
+        "| mnist | mlp | 0.5 | 3 | 5 (1 failed) | 21.0 / 26.0 | 0.500 / 0.500 | missed |"
+    )
+    assert "DIA ≥ IG + 10 dB: `psnr[dia] >= psnr[ig] + 10`" in stdout
+    assert not (out / "report").exists()
+
+
+def test_json_report_and_plots(tmp_path: Path, data_dir: Path, run_cli) -> None:
+    out = write_store(tmp_path)
+
+    code, stdout, err = run_cli(["bench", "report", str(out), "--format", "json"])
+
+    assert code == 0, err
+    document = json.loads(stdout.strip().splitlines()[-1])
+    [suite] = document["suites"]
+    assert suite["columns"] == ["ig", "dia"] and suite["rows_by"] == ["dataset", "model", "dropout"]
+    first, second = suite["rows"]
+    assert first["keys"] == {"dataset": "mnist", "model": "mlp", "dropout": 0.1}
+    assert first["medians"]["ig"] == {"psnr": 12.0, "ssim": 0.2}
+    assert first["medians"]["dia"]["psnr"] is None  # ∞: exact, null as in the store
+    assert (first["verdicts"], second["verdicts"]) == (
+        {"DIA ≥ IG + 10 dB": "met"},
+        {"DIA ≥ IG + 10 dB": "missed"},
+    )
+    assert (second["cells"], second["failed"], second["medians"]["ig"]["psnr"]) == (5, 1, 21.0)
+    plots = {Path(p).name for p in document["plots"]}
+    assert plots == {"dia-mini-psnr.png", "dia-mini-ssim.png"}
+    assert (out / "report" / "dia-mini-psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "not-sqlite"])
+def test_a_folder_that_is_not_a_store_is_one_line_exit_2(
+    tmp_path: Path, run_cli, kind: str
+) -> None:
+    folder = tmp_path / "campaign"
+    if kind != "missing":
+        folder.mkdir()
+    if kind == "not-sqlite":
+        (folder / "results.sqlite").write_bytes(b"not a database" * 100)
+
+    code, stdout, err = run_cli(["bench", "report", str(folder)])
+
+    assert code == 2 and stdout == ""
+    assert err.strip().count("\n") == 0 and str(folder) in err and "Traceback" not in err
+
+
+def test_an_unknown_format_is_one_line(tmp_path: Path, data_dir: Path, run_cli) -> None:
+    code, _, err = run_cli(["bench", "report", str(write_store(tmp_path)), "--format", "html"])
+
+    assert code == 2 and "invalid --format 'html'; valid: markdown, json" in err
+
+
+@pytest.mark.parametrize(
+    ("goal", "expected"),
+    [
+        ("__import__('os').system('true') > 0", "is not allowed; use numbers"),
+        ("psnr[dia] == psnr[ig]", "comparisons are >=, <=, >, <"),
+        ("mse[dia] < 1", "unknown metric 'mse'; valid:"),
+        ("psnr[gifd] > 1", "no grid has attack 'gifd'; valid: dia, ig"),
+        ("psnr > 1", "'psnr' should be metric[column]"),
+        ("psnr[dia] +", "is not an expression"),
+    ],
+)
+def test_a_bad_goal_is_refused_in_one_line(
+    tmp_path: Path, data_dir: Path, goal: str, expected: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SUITE.replace("psnr[dia] >= psnr[ig] + 10", goal.replace('"', '\\"')))
+
+    with pytest.raises(UserInputError) as raised:
+        load_suite(path)
+
+    assert "\n" not in str(raised.value) and expected in str(raised.value)
+
+
+def test_a_bad_report_key_is_one_line(tmp_path: Path, data_dir: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SUITE.replace('rows = ["dataset"', 'rows = ["colour"'))
+
+    with pytest.raises(UserInputError, match="unknown report.rows 'colour'; valid: dataset"):
+        load_suite(path)
