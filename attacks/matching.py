@@ -17,6 +17,7 @@ from fedsim.models import build_model
 from fedsim.models.dropout import dropout_layers, plugged_masks
 from fedsim.observation import Observation
 
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 Objective = Callable[[torch.Tensor, torch.Tensor, Masks], tuple[torch.Tensor, torch.Tensor]]
 """(dummy images, soft labels, dropout masks) of one restart → (loss with priors, distance)."""
 
@@ -34,8 +35,11 @@ def attacker_model(observation: Observation) -> nn.Module:
         layer.eval()
     if observation.train_mode:
         # Train-mode batch norm normalises by batch statistics; dropping the running buffers
-        # keeps the forward identical and free of in-place updates, which vmap forbids.
-        replace_all_batch_norm_modules_(model)
+        # keeps the forward identical and free of in-place updates, which vmap forbids. Parts a
+        # model keeps in eval mode (fusion's frozen trunks) keep their running statistics.
+        for module in model.modules():
+            if isinstance(module, _BATCH_NORMS) and module.training:
+                replace_all_batch_norm_modules_(module)
     return model.requires_grad_(False)
 
 
@@ -54,7 +58,8 @@ def gradient_matching_objective(
     model = attacker_model(observation).to(device)
     names = observation.parameter_names()
     params = {n: observation.global_state[n].to(device) for n in names}
-    buffers = {n: observation.global_state[n].to(device) for n, _ in model.named_buffers()}
+    # Buffers the server never sends (a frozen public trunk's) are the attacker's own copy.
+    buffers = {n: observation.global_state.get(n, b).to(device) for n, b in model.named_buffers()}
     observed = observation.gradient()
     target = [observed[n].to(device) for n in names]
     distance = OBJECTIVES[config.objective]

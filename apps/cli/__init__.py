@@ -8,6 +8,7 @@ from apps.cli import (  # noqa: F401  (registers the commands)
     bench,
     demo,
     dta,
+    fusion,
     listings,
     simulate,
     train_generator,

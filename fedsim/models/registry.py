@@ -9,6 +9,7 @@ from torch import nn
 
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.models.convnet import ConvNet64
+from fedsim.models.fusion import SHIPPED_CHECKPOINTS, load_fusion
 from fedsim.models.lenet import LeNet
 from fedsim.models.mlp import MLP
 from fedsim.models.resnet import ResNet18
@@ -39,6 +40,21 @@ class _Architecture:
     has_dropout: bool
 
 
+def _build_fusion(spec: ModelSpec) -> nn.Module:
+    """The two-stream model on the shipped frozen CIFAR-10 trunks, its heads fresh."""
+    if spec.num_classes != 10 or spec.image_shape != (3, 32, 32):
+        raise UserInputError(
+            f"model 'fusion' has CIFAR-10 trunks: needs 10 classes and (3, 32, 32) images; got "
+            f"{spec.num_classes} classes, {spec.image_shape}"
+        )
+    if spec.dp_compatible:
+        raise UserInputError(
+            "model 'fusion' cannot be made DP-compatible: swapping its frozen trunks' BatchNorm "
+            "for GroupNorm would discard their trained weights"
+        )
+    return load_fusion(SHIPPED_CHECKPOINTS, heads_file=None).train()
+
+
 _REGISTRY: dict[str, _Architecture] = {
     "lenet": _Architecture(lambda s: LeNet(s.image_shape, s.num_classes), has_dropout=False),
     "convnet64": _Architecture(
@@ -49,6 +65,7 @@ _REGISTRY: dict[str, _Architecture] = {
     "vit-small": _Architecture(
         lambda s: ViTSmall(s.image_shape, s.num_classes, s.dropout), has_dropout=True
     ),
+    "fusion": _Architecture(_build_fusion, has_dropout=False),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # (width, stride of the first block)
+_STAGES = ((1, 1), (2, 2), (4, 2), (8, 2))  # (width multiple, stride of the first block)
 _BLOCKS_PER_STAGE = 2
 
 
@@ -39,20 +39,23 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 with BasicBlocks [2, 2, 2, 2] of widths 64 to 512."""
+    """ResNet-18 with BasicBlocks [2, 2, 2, 2] of widths ``width`` to 8 × ``width`` (64 to 512)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int], num_classes: int, width: int = 64
+    ) -> None:
         super().__init__()
         channels = image_shape[0]
         self.stem = nn.Sequential(
-            _conv3x3(channels, 64, 1), nn.BatchNorm2d(64), nn.ReLU(inplace=False)
+            _conv3x3(channels, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=False)
         )
         blocks: list[nn.Module] = []
-        in_channels = 64
-        for width, stride in _STAGES:
+        in_channels = width
+        for multiple, stride in _STAGES:
+            width_here = width * multiple
             for index in range(_BLOCKS_PER_STAGE):
-                blocks.append(BasicBlock(in_channels, width, stride if index == 0 else 1))
-                in_channels = width
+                blocks.append(BasicBlock(in_channels, width_here, stride if index == 0 else 1))
+                in_channels = width_here
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(in_channels, num_classes)

@@ -13,6 +13,11 @@ from fedsim.models import ModelSpec, build_model, count_parameters, has_dropout,
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
 DROPOUT_MODELS = ["convnet64", "mlp", "vit-small"]
+CIFAR_ONLY = {"fusion"}  # its shipped frozen trunks were trained on CIFAR-10
+
+
+def _shapes(name: str) -> list[tuple[int, int, int]]:
+    return [CIFAR] if name in CIFAR_ONLY else [CIFAR, MNIST]
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +26,7 @@ def _seed() -> None:
 
 
 def test_registry_lists_every_model() -> None:
-    assert model_names() == ["convnet64", "lenet", "mlp", "resnet18", "vit-small"]
+    assert model_names() == ["convnet64", "fusion", "lenet", "mlp", "resnet18", "vit-small"]
     assert [name for name in model_names() if has_dropout(name)] == DROPOUT_MODELS
 
 
@@ -41,8 +46,9 @@ def test_count_parameters_skips_frozen() -> None:
     assert count_parameters(model) == 15_826 - (768 * 10 + 10)
 
 
-@pytest.mark.parametrize("image_shape", [CIFAR, MNIST])
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize(
+    ("name", "image_shape"), [(name, shape) for name in model_names() for shape in _shapes(name)]
+)
 def test_forward_gives_logits(name: str, image_shape: tuple[int, int, int]) -> None:
     model = build_model(ModelSpec(name, num_classes=10, image_shape=image_shape))
 
@@ -50,6 +56,13 @@ def test_forward_gives_logits(name: str, image_shape: tuple[int, int, int]) -> N
 
     assert logits.shape == (2, 10)
     assert torch.isfinite(logits).all()
+
+
+def test_fusion_refuses_other_shapes_and_dp() -> None:
+    with pytest.raises(UserInputError, match="CIFAR-10 trunks"):
+        build_model(ModelSpec("fusion", num_classes=10, image_shape=MNIST))
+    with pytest.raises(UserInputError, match="cannot be made DP-compatible"):
+        build_model(ModelSpec("fusion", num_classes=10, image_shape=CIFAR, dp_compatible=True))
 
 
 def test_lenet_weights_and_biases_are_uniform_half() -> None:
@@ -64,7 +77,9 @@ def test_lenet_weights_and_biases_are_uniform_half() -> None:
 
 
 def test_unknown_name_lists_valid_names() -> None:
-    with pytest.raises(UnknownNameError, match="valid: convnet64, lenet, mlp, resnet18, vit-small"):
+    with pytest.raises(
+        UnknownNameError, match="valid: convnet64, fusion, lenet, mlp, resnet18, vit-small"
+    ):
         build_model(ModelSpec("alexnet", num_classes=10, image_shape=CIFAR))
     with pytest.raises(UnknownNameError):
         has_dropout("alexnet")
@@ -130,9 +145,10 @@ def test_double_backward_reaches_input(name: str) -> None:
 
 @pytest.mark.parametrize("name", model_names())
 def test_vmap_over_functional_call_matches_loop(name: str) -> None:
-    model = build_model(ModelSpec(name, num_classes=10, image_shape=MNIST)).eval()
+    shape = _shapes(name)[-1]
+    model = build_model(ModelSpec(name, num_classes=10, image_shape=shape)).eval()
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    restarts = torch.rand(3, 2, *MNIST)
+    restarts = torch.rand(3, 2, *shape)
 
     batched = vmap(lambda images: functional_call(model, state, (images,)))(restarts)
 

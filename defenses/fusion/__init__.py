@@ -1,0 +1,1 @@
+"""Contextual fusion as a defense: train the two trunks and the heads (with the α regulariser)."""
