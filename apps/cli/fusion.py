@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from apps.cli.app import JsonFlag, app, fmt, stderr, stdout
-from fedsim.errors import UnknownNameError
+from fedsim.errors import FedleakError, UnknownNameError
 
 fusion_app = typer.Typer(
     name="fusion",
@@ -70,11 +70,12 @@ def train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder (trunks and heads files).")],
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 10,
     alpha: Annotated[
-        float, typer.Option(min=0.0, help="Heads only: α of α‖W_obj‖² on the fused head.")
-    ] = 0.0,
+        list[float] | None,
+        typer.Option(help="Heads only: α of α‖W_obj‖² on the fused head; repeat for a sweep."),
+    ] = None,
     width: Annotated[int, typer.Option(min=4, help="Trunks only: channels of stage 1.")] = 16,
-    batch_size: Annotated[int, typer.Option(min=2, help="Images per step.")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(min=2, help="Trunks only: images per step.")] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="Trunks only: peak learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: JsonFlag = False,
@@ -82,6 +83,9 @@ def train(
     """Train one trunk on CIFAR-10 (whole image or context view), or the heads on frozen trunks."""
     if stream not in TRAIN_STREAMS:
         raise UnknownNameError("stream", stream, TRAIN_STREAMS)
+    alphas = tuple(alpha or (0.0,))
+    if min(alphas) < 0:
+        raise FedleakError(f"--alpha {min(alphas):g} out of range; valid: alpha >= 0")
     from fedsim.data import load_dataset
     from fedsim.device import resolve_device
 
@@ -90,7 +94,7 @@ def train(
         ["fedleak", "fusion", "train", "--stream", stream, "--out", str(out)]
         + ["--epochs", str(epochs), "--seed", str(seed), "--device", device]
         + (
-            ["--alpha", str(alpha)]
+            [part for a in alphas for part in ("--alpha", f"{a:g}")]
             if stream == "heads"
             else ["--width", str(width), "--batch-size", str(batch_size), "--lr", str(lr)]
         )
@@ -101,20 +105,27 @@ def train(
         from defenses.fusion.heads import heads_file, save_heads, train_heads
 
         with _progress("fusion heads", _LOSS) as advance:
-            result = train_heads(
+            results = train_heads(
                 out,
                 train_split,
                 test_split,
-                alpha=alpha,
+                alphas=alphas,
                 epochs=epochs,
                 seed=seed,
                 device=where,
                 progress=lambda done, loss: advance(done, 1.0, loss=loss),
             )
-        path = out / heads_file(alpha)
-        summary = {"stream": stream, "alpha": alpha, **result.accuracy}
-        metadata = {"command": command, "seed": str(seed), "epochs": str(epochs)}
-        save_heads(path, result.heads, {**metadata, **{k: str(v) for k, v in summary.items()}})
+        wall_s = f"{time.perf_counter() - started:.0f}"
+        heads_summaries = []
+        for alpha, result in results.items():
+            path = out / heads_file(alpha)
+            row = {"alpha": alpha, **result.accuracy, "checkpoint": str(path)}
+            metadata = {"command": command, "seed": str(seed), "epochs": str(epochs)}
+            metadata |= {"wall_s": wall_s, **{k: str(v) for k, v in row.items()}}
+            save_heads(path, result.heads, metadata)
+            path.with_suffix(".json").write_text(json.dumps({**row, **metadata}, indent=2))
+            heads_summaries.append(row)
+        summary = {"stream": stream, "heads": heads_summaries}
     else:
         from defenses.fusion.trunks import save_trunk, train_trunk, trunk_accuracy
 
@@ -142,9 +153,10 @@ def train(
             "wall_s": f"{time.perf_counter() - started:.0f}",
         }
         save_trunk(path, trunk, metadata)
-    summary |= {"checkpoint": str(path), "wall_s": round(time.perf_counter() - started, 1)}
-    path.with_suffix(".json").write_text(json.dumps({**summary, "command": command}, indent=2))
-    stderr.print(f"{stream} → {path} ({summary})", soft_wrap=True)
+        summary |= {"checkpoint": str(path)}
+        path.with_suffix(".json").write_text(json.dumps({**summary, **metadata}, indent=2))
+    summary |= {"wall_s": round(time.perf_counter() - started, 1)}
+    stderr.print(f"fusion {stream} → {out}: {summary}", soft_wrap=True)
     if as_json:
         print(json.dumps(summary, allow_nan=False))
 

@@ -3,7 +3,7 @@ head's object-feature weights (α‖W_obj‖², biasing the joint decision towar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,50 +60,90 @@ def train_heads(
     train: ImageDataset,
     test: ImageDataset,
     *,
-    alpha: float = 0.0,
+    alphas: Sequence[float] = (0.0,),
     epochs: int = 30,
     batch_size: int = 256,
     lr: float = 1e-2,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
-) -> HeadsResult:
-    """Adam on cached features: the sum of the three heads' cross-entropies plus α‖W_obj‖²."""
-    torch.manual_seed(seed)
+) -> dict[float, HeadsResult]:
+    """For each α, Adam on cached features (extracted once, no augmentation) of the sum of the
+    three heads' cross-entropies plus α‖W_obj‖², each from the same seeded start."""
     where = torch.device(device)
     model = load_fusion(checkpoint_dir, heads_file=None)
-    train_object, train_context, train_labels = stream_features(model, train, where)
-    test_object, test_context, test_labels = stream_features(model, test, where)
-    heads = model.heads.to(where).requires_grad_(True).train()
+    train_features = stream_features(model, train, where)
+    test_features = stream_features(model, test, where)
+    steps_per_epoch = -(-len(train_features[2]) // batch_size)
+    total = len(alphas) * epochs * steps_per_epoch
+    results = {}
+    for index, alpha in enumerate(alphas):
+        torch.manual_seed(seed)
+        fresh = ContextualFusion(
+            model.object_stream, model.context_stream.trunk, model.feature_dim
+        ).eval()
+        offset = index * epochs * steps_per_epoch
+
+        def report(done: int, loss: float, offset: int = offset) -> None:
+            if progress is not None:
+                progress((offset + done) / total, loss)
+
+        _fit(fresh, train_features, alpha, epochs, batch_size, lr, seed, where, report)
+        results[alpha] = HeadsResult(
+            heads={k: v.detach().contiguous() for k, v in fresh.state_dict().items()},
+            accuracy=_test_accuracy(fresh, test_features),
+        )
+    return results
+
+
+def _fit(
+    model: ContextualFusion,
+    features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    alpha: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    report: Callable[[int, float], None],
+) -> None:
+    object_features, context_features, labels = features
+    heads = model.heads.to(device).requires_grad_(True).train()
     optimizer = torch.optim.Adam(heads.parameters(), lr=lr)
-    steps_per_epoch = -(-len(train_labels) // batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    steps = epochs * -(-len(labels) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)
-    done, total = 0, epochs * steps_per_epoch
+    done = 0
     for _ in range(epochs):
-        order = torch.randperm(len(train_labels), generator=generator)
+        order = torch.randperm(len(labels), generator=generator)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            logits = model.head_logits(train_object[rows].to(where), train_context[rows].to(where))
-            labels = train_labels[rows].to(where)
-            loss = sum(functional.cross_entropy(logits[name], labels) for name in HEADS)
+            logits = model.head_logits(
+                object_features[rows].to(device), context_features[rows].to(device)
+            )
+            target = labels[rows].to(device)
+            loss = sum(functional.cross_entropy(logits[name], target) for name in HEADS)
             loss = loss + alpha * object_weight_penalty(heads["fused"], model.feature_dim)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             done += 1
-            if progress is not None and (done % 50 == 0 or done == total):
-                progress(done / total, float(loss))
-    heads.eval().cpu()
-    with torch.no_grad():
-        logits = model.cpu().head_logits(test_object, test_context)
-    accuracy = {
-        f"{name}_test_accuracy": float((logits[name].argmax(1) == test_labels).float().mean())
+            if done % 50 == 0 or done == steps:
+                report(done, loss.item())
+    heads.requires_grad_(False).eval().cpu()
+
+
+@torch.no_grad()
+def _test_accuracy(
+    model: ContextualFusion, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+) -> dict[str, float]:
+    object_features, context_features, labels = features
+    logits = model.head_logits(object_features, context_features)
+    return {
+        f"{name}_test_accuracy": float((logits[name].argmax(1) == labels).float().mean())
         for name in HEADS
     }
-    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
-    return HeadsResult(heads=state, accuracy=accuracy)
 
 
 def save_heads(path: Path, heads: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import torch
+
+from defenses.fusion.heads import save_heads
+from defenses.fusion.trunks import save_trunk
+from fedsim.models.fusion import HEADS, ContextualFusion, cifar_trunk
 
 
 @pytest.mark.parametrize(
@@ -34,3 +42,42 @@ def test_evaluate_missing_checkpoint_is_one_line(run_cli, tmp_path) -> None:
 
     assert code == 2
     assert "no trunk checkpoint at" in err and err.strip().count("\n") == 0
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """Random width-4 trunks and fresh heads, saved the way `fusion train` saves them."""
+    torch.manual_seed(0)
+    for stream in ("object", "context"):
+        save_trunk(tmp_path / f"{stream}.safetensors", cifar_trunk(4).eval(), {"width": "4"})
+    model = ContextualFusion(cifar_trunk(4), cifar_trunk(4), 32)
+    save_heads(tmp_path / "heads.safetensors", model.state_dict(), {"seed": "0"})
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("perturbation", "crafted_on"),
+    [("none", "object"), ("pgd:eps=0.0314,steps=3", "fused"), ("blur:sigma=1", "object")],
+)
+def test_evaluate_json_line(
+    run_cli, data_dir, tiny_checkpoint: Path, perturbation: str, crafted_on: str
+) -> None:
+    args = ["fusion", "evaluate", "--checkpoint", str(tiny_checkpoint), "--images", "6"]
+    args += ["--perturbation", perturbation, "--crafted-on", crafted_on, "--device", "cpu"]
+    args += ["--batch-size", "4", "--json"]
+
+    code, out, err = run_cli(args)
+
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["images"] == 6 and result["wall_s"] > 0
+    for head in ("object", "context", "fused"):
+        assert 0 <= result[head]["clean_accuracy"] <= 1 and 0 <= result[head]["accuracy"] <= 1
+    if perturbation == "none":
+        assert result["psnr"] is None and result["ssim"] == pytest.approx(1.0)
+        assert result["st_lpips"] == pytest.approx(0.0, abs=1e-6)
+        assert all(result[h]["accuracy"] == result[h]["clean_accuracy"] for h in HEADS)
+        assert result["crafted_on"] is None
+    else:
+        assert 15 < result["psnr"] < 60 and result["st_lpips"] > 0
+    assert result["lpips"] is not None or result["lpips_unavailable"]
