@@ -292,12 +292,13 @@ def run_campaign(
     score: bool = True,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[Cell, CellOutcome], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> CampaignSummary:
     """Run the suite's cells not yet done into ``out_dir`` and its results store; with
     ``score`` also score the done cells left unscored, without it leave the new ones unscored.
 
     ``on_start(cells, to_run)`` is called once the plan is known, ``on_result(cell, outcome)``
-    after each cell is recorded.
+    after each cell is recorded, ``on_notice(line)`` before each Flower utility run.
     """
     if workers < 1:
         raise UserInputError(f"invalid --workers {workers}; valid: 1 or more")
@@ -333,7 +334,7 @@ def run_campaign(
             row = rescored_row(out_dir, unscored[cell.cell_id])
             record(_outcome_of(row), row)
         jobs = jobs_for(todo, out_dir, workers, ray_address is not None, score)
-        failed = _prepare_utilities(jobs, out_dir / FEDERATED_DIR)
+        failed = _prepare_utilities(jobs, out_dir / FEDERATED_DIR, on_notice)
         for job in (j for j in jobs if j.cell.cell_id in failed):
             outcome = failed_outcome(job, failed[job.cell.cell_id])
             record(outcome, cell_row(suite.name, job.cell, outcome))
@@ -457,14 +458,24 @@ def _unscored_rows(store: ResultStore, out_dir: Path) -> dict[str, dict[str, obj
     }
 
 
-def _prepare_utilities(jobs: list[Job], cache_dir: Path) -> dict[str, str]:
+def _prepare_utilities(
+    jobs: list[Job], cache_dir: Path, on_notice: Callable[[str], None] | None
+) -> dict[str, str]:
     """Run the utility runs the jobs' cells share (one at a time, here); returns the cells
     whose run failed, with the error."""
     failed: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for job in (j for j in jobs if j.cell.federated is not None):
+    federated = [job for job in jobs if job.cell.federated is not None]
+    total = len({utility_id(job.cell) for job in federated})
+    for job in federated:
         name = utility_id(job.cell)
         if name not in errors:
+            if on_notice is not None:
+                cell = job.cell
+                on_notice(
+                    f"utility {len(errors) + 1}/{total}: {cell.dataset}/{cell.model} "
+                    f"{cell.defense} (a Flower run, unless cached)"
+                )
             try:
                 prepare_utility(job.cell, cache_dir)
                 errors[name] = ""

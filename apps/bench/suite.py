@@ -26,6 +26,10 @@ override the suite's) makes every cell also measure utility with a Flower run of
 model, dropout and defense: the final test accuracy and, under dp-sgd, the clients' ε. With
 it, ``secagg`` cells attack the round-1 secure aggregate of a small Flower run instead of one
 FedSGD gradient, one cell per seed (the image draw does not apply to them).
+
+An optional ``[report]`` table (:mod:`apps.bench.report_spec`) says how ``fedleak bench
+report`` tabulates the cells and which goals it judges each row by; a goal naming a column
+that no grid has is refused here.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ def bench(
             score=score,
             on_start=progress.start,
             on_result=progress.advance,
+            on_notice=progress.notice,
         )
     table = Table(title=f"bench {chosen.name} → {out}", show_header=False)
     rows = {
@@ -220,6 +221,9 @@ class _CellBar:
         if to_run:
             self.bar.start()
             self.task = self.bar.add_task("bench", total=to_run, failed=0)
+
+    def notice(self, line: str) -> None:
+        self.bar.console.print(line, soft_wrap=True, markup=False)
 
     def advance(self, cell: Cell, outcome: CellOutcome) -> None:
         for notice in set(outcome.notices) - self.notices:

@@ -176,3 +176,54 @@ def test_a_bad_report_key_is_one_line(tmp_path: Path, data_dir: Path) -> None:
 
     with pytest.raises(UserInputError, match="unknown report.rows 'colour'; valid: dataset"):
         load_suite(path)
+
+
+# One column (columns = ""): a row per defense, leakage beside utility, judged against the
+# random guess.
+MAP = """
+[settings]
+iterations = 5
+
+[grid]
+dataset = "mnist"
+model = "mlp"
+attack = "ig"
+defense = ["none", "gaussian:std=0.1"]
+images = [2]
+
+[report]
+rows = ["defense"]
+columns = ""
+metrics = ["psnr", "accuracy", "random_psnr"]
+[[report.goals]]
+name = "stops IG"
+expression = "psnr <= random_psnr + 2"
+"""
+
+
+def test_a_one_column_report_judges_each_row_and_plots_leakage_against_accuracy(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    path = tmp_path / "map.toml"
+    path.write_text(MAP)
+    suite = load_suite(path)
+    out = tmp_path / "campaign"
+    out.mkdir()
+    values = {"none": ([40.0, 50.0], 0.6), "gaussian:std=0.1": ([9.0, 11.0], 0.4)}
+    with ResultStore.open(store_path(out), create=True) as store:
+        store.record_suite(suite.name, suite.model_dump_json())
+        for cell in suite.cells():
+            psnrs, accuracy = values[cell.defense]
+            metrics = {"psnr": psnrs[cell.batch], "accuracy": accuracy, "random_psnr": 8.0}
+            stamp = "2026-12-01T00:00:00.000+00:00"
+            outcome = CellOutcome(cell.cell_id, "done", metrics, None, 1.0, stamp, stamp, {})
+            store.record(cell_row(suite.name, cell, outcome))
+
+    code, stdout, err = run_cli(["bench", "report", str(out)])
+
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert lines[2] == "| defense | images | cells | psnr | accuracy | random_psnr | stops IG |"
+    assert lines[4] == "| none | 2 | 2 | 45.0 | 0.600 | 8.0 | missed |"
+    assert lines[5] == "| gaussian:std=0.1 | 2 | 2 | 10.0 | 0.400 | 8.0 | met |"
+    assert (out / "report" / "map-psnr-vs-accuracy.png").is_file()
