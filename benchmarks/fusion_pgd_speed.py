@@ -1,7 +1,7 @@
 """Images per second of ``fedleak fusion evaluate`` under PGD-10 beside a bare PyTorch PGD-10.
 
     .venv/bin/python benchmarks/fusion_pgd_speed.py [--images 500] [--eps 0.0314]
-        [--head fused] [--device cpu]
+        [--head fused] [--device cpu] [--checkpoint DIR]
 
 Both run white-box on the same head of the shipped fusion model, on the same held-out images
 (the first N of seed 0's permutation of the CIFAR-10 test split), with the same step size
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 from torch.nn import functional
@@ -54,10 +55,11 @@ def main() -> None:
     parser.add_argument("--head", default="fused")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINTS)
     args = parser.parse_args()
     device = torch.device(args.device)
     spec = get_dataset_spec(DATASET)
-    model = load_fusion(SHIPPED_CHECKPOINTS).to(device)
+    model = load_fusion(args.checkpoint).to(device)
     classifier = HeadClassifier(model, args.head).eval()
     indices = image_indices(DATASET, args.images, 0)
     images, labels = load_dataset(DATASET, "test").images(indices)
@@ -72,7 +74,7 @@ def main() -> None:
         correct += int((predicted == labels[batch]).sum())
     bare_s = time.perf_counter() - started
     request = EvaluationRequest(
-        checkpoint_dir=SHIPPED_CHECKPOINTS,
+        checkpoint_dir=args.checkpoint,
         heads_file="heads.safetensors",
         perturbation=Perturbation("pgd", eps=args.eps, steps=STEPS),
         crafted_on=args.head,
