@@ -4,7 +4,6 @@ written atomically so that a rerun resumes where a crash stopped and loses nothi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -13,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
-from safetensors.torch import load_file, safe_open
 
 from attacks.camouflage.renderer import CARS, View, render_image, render_mask, sample_views
 from fedsim.errors import UnknownNameError, UserInputError
+from fedsim.storage import load_tensors, save_tensors, write_json
 
 MANIFEST = "dataset.json"
 VIEWS_FOLDER = "views"
@@ -48,13 +46,14 @@ class DatasetConfig:
 @dataclass(frozen=True)
 class Triplets:
     """A loaded dataset: ``x_ref`` (V, 3, H, W) and ``renders`` (V, K, 3, H, W) sRGB in [0, 1],
-    ``masks`` (V, H, W) car coverage, ``colours`` (V, K, 3) sRGB, and the views."""
+    ``masks`` (V, H, W) car coverage, ``colours`` (V, K, 3) sRGB, the views and their config."""
 
     x_ref: torch.Tensor
     masks: torch.Tensor
     colours: torch.Tensor
     renders: torch.Tensor
     views: list[View]
+    config: DatasetConfig
 
 
 def view_colours(config: DatasetConfig, index: int) -> np.ndarray:
@@ -87,8 +86,7 @@ def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[in
             )
         settings["views"] = max(settings["views"], before["views"])
     (out / VIEWS_FOLDER).mkdir(parents=True, exist_ok=True)
-    record = {"config": settings, "command": command, "storage": _STORAGE}
-    _atomic_write(manifest, json.dumps(record, indent=2).encode())
+    write_json(manifest, {"config": settings, "command": command, "storage": _STORAGE})
     return [i for i in range(config.views) if not view_path(out, i).exists()]
 
 
@@ -128,55 +126,65 @@ def load_triplets(out: Path) -> Triplets:
         raise UserInputError(
             f"{out} holds no rendered views; make them with fedleak dta render-dataset"
         )
-    tensors, views = [], []
+    records, views = [], []
     for path in paths:
-        tensors.append(load_file(path))
-        with safe_open(path, framework="pt") as handle:
-            views.append(View.from_json(handle.metadata()["view"]))
-    stacked = {key: torch.stack([t[key] for t in tensors]) for key in tensors[0]}
+        tensors, meta = load_tensors(path)
+        records.append(tensors)
+        views.append(View(**meta["view"]))
+    config = DatasetConfig(**json.loads((out / MANIFEST).read_text())["config"])
+    return _as_triplets(records, views, config)
+
+
+def render_triplets(config: DatasetConfig) -> Triplets:
+    """Render every view of ``config`` in this process and keep it in memory (nothing written)."""
+    views = sample_views(config.views, config.seed, config.car)
+    records = [_render_record(config, index, view) for index, view in enumerate(views)]
+    return _as_triplets(records, views, config)
+
+
+def _as_triplets(
+    records: list[dict[str, torch.Tensor]], views: list[View], config: DatasetConfig
+) -> Triplets:
+    stacked = {key: torch.stack([record[key] for record in records]) for key in records[0]}
     return Triplets(
         x_ref=stacked["x_ref"].float() / 255,
         masks=stacked["mask"],
         colours=stacked["colours"],
         renders=stacked["renders"].float() / 255,
         views=views,
+        config=config,
     )
 
 
 _STORAGE = (
     "one safetensors file per view: x_ref (3, H, W) uint8 sRGB, mask (H, W) float32 coverage, "
-    "colours (K, 3) float32 sRGB, renders (K, 3, H, W) uint8 sRGB; metadata 'view' (JSON)"
+    "colours (K, 3) float32 sRGB, renders (K, 3, H, W) uint8 sRGB; the view in its metadata"
 )
 
 
 def _render_and_save(out: Path, config: DatasetConfig, index: int, view: View) -> int:
-    """Render view ``index`` in its reference paint and colours and write its file atomically."""
+    """Render view ``index`` and write its file atomically; return the index."""
+    save_tensors(view_path(out, index), _render_record(config, index, view), {"view": asdict(view)})
+    return index
+
+
+def _render_record(config: DatasetConfig, index: int, view: View) -> dict[str, torch.Tensor]:
+    """View ``index`` in its reference paint and its flat colours, with its mask, as stored."""
     colours = view_colours(config, index)
     images = [render_image(view, None, config.size, config.spp)]
     images += [render_image(view, tuple(c), config.size, config.spp) for c in colours]
     as_bytes = [_to_uint8(image) for image in images]
-    tensors = {
+    return {
         "x_ref": as_bytes[0],
-        "mask": render_mask(view, config.size),
-        "colours": colours,
-        "renders": np.stack(as_bytes[1:]),
+        "mask": torch.from_numpy(render_mask(view, config.size)),
+        "colours": torch.from_numpy(colours),
+        "renders": torch.stack(as_bytes[1:]),
     }
-    path = view_path(out, index)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(temporary), metadata={"view": view.to_json()})
-    os.replace(temporary, path)
-    return index
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
+def _to_uint8(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) in [0, 1] → (3, H, W) uint8."""
-    return np.ascontiguousarray(np.rint(image.transpose(2, 0, 1) * 255).astype(np.uint8))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    return torch.from_numpy(np.rint(image.transpose(2, 0, 1) * 255).astype(np.uint8))
 
 
 def _one_render_thread() -> None:

@@ -4,9 +4,15 @@ x_ren = ReLU((ReLU(η − TF1) + TF2) ⊙ TF3 + TF4)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fedsim.errors import UserInputError
+from fedsim.storage import load_tensors, save_tensors
 
 LEVELS = 4
 
@@ -80,3 +86,35 @@ def _block(inputs: int, outputs: int) -> nn.Sequential:
         nn.GroupNorm(8, outputs),
         nn.ReLU(inplace=True),
     )
+
+
+@dataclass(frozen=True)
+class DTNRecord:
+    """What a DTN checkpoint says about how it was trained."""
+
+    width: int
+    size: int  # image side of its training renders, pixels
+    car: str
+    data_seed: int  # the seed its training views and colours were drawn from
+    steps: int
+    seed: int
+    command: str
+    train_loss: float  # mean squared error on the car's pixels over the last steps
+
+
+def save_dtn(path: Path, model: DTN, record: DTNRecord) -> None:
+    """Write the DTN's weights (float32 safetensors) with its record as metadata."""
+    save_tensors(path, model.state_dict(), asdict(record))
+
+
+def load_dtn(path: Path) -> tuple[DTN, DTNRecord]:
+    """Read a checkpoint written by :func:`save_dtn`, in eval mode."""
+    if not Path(path).is_file():
+        raise UserInputError(
+            f"no DTN checkpoint at {str(path)!r}; train one: fedleak dta train-dtn"
+        )
+    tensors, meta = load_tensors(Path(path))
+    record = DTNRecord(**meta)
+    model = DTN(width=record.width)
+    model.load_state_dict(tensors)
+    return model.eval(), record

@@ -30,7 +30,7 @@ def test_render_dataset_writes_triplets_and_resumes(tmp_path: Path, run_cli) -> 
     # A crash loses at most the view being written: delete one, leave a torn temporary file.
     before = view_path(out, 1).read_bytes()
     view_path(out, 1).unlink()
-    view_path(out, 1).with_name(".000001.safetensors.123.tmp").write_bytes(b"torn")
+    view_path(out, 1).with_name("000001.safetensors.tmp").write_bytes(b"torn")
     code, stdout, _ = run_cli(
         ["dta", "render-dataset", "--out", str(out), "--views", "4", *SMALL, "--json"]
     )
@@ -93,3 +93,66 @@ def test_other_settings_are_refused_on_resume(tmp_path: Path, run_cli) -> None:
     assert code == 2
     assert "holds renders made with other settings" in stderr and "size" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_train_then_evaluate_the_dtn(tmp_path: Path, run_cli) -> None:
+    data, held_out, checkpoint = tmp_path / "train", tmp_path / "held-out", tmp_path / "dtn.st"
+    assert run_cli(["dta", "render-dataset", "--out", str(data), "--views", "3", *SMALL])[0] == 0
+    held_out_args = ["--colours", "2", "--size", "16", "--spp", "2", "--seed", "9"]
+    assert (
+        run_cli(["dta", "render-dataset", "--out", str(held_out), "--views", "2", *held_out_args])[
+            0
+        ]
+        == 0
+    )
+
+    code, stdout, _ = run_cli(
+        [
+            "dta",
+            "train-dtn",
+            "--data",
+            str(data),
+            "--out",
+            str(checkpoint),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--width",
+            "8",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
+    trained = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0 and trained["steps"] == 3 and checkpoint.is_file()
+
+    code, stdout, _ = run_cli(
+        ["dta", "evaluate-dtn", "--dtn", str(checkpoint), "--data", str(held_out), "--json"]
+    )
+    scores = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert scores["pairs"] == 4 and scores["views"] == 2
+    assert {"mse", "psnr", "ssim", "st_lpips"} <= scores.keys()
+    assert 0 <= scores["mse"] <= 1 and scores["st_lpips"] >= 0
+
+    # Rendering held-out views from the training seed would score the DTN on what it saw.
+    code, _, stderr = run_cli(["dta", "evaluate-dtn", "--dtn", str(checkpoint), "--seed", "5"])
+    assert code == 2 and "drew this DTN's training views" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train-dtn", "--data", "{tmp}/none"], "holds no rendered views"),
+        (["evaluate-dtn", "--dtn", "{tmp}/none.safetensors"], "no DTN checkpoint at"),
+    ],
+)
+def test_dtn_commands_fail_in_one_line(
+    args: list[str], message: str, tmp_path: Path, run_cli
+) -> None:
+    code, _, stderr = run_cli(["dta", *(a.format(tmp=tmp_path) for a in args)])
+
+    assert code == 2
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
