@@ -117,12 +117,13 @@ class ContextualFusion(nn.Module):
         feature_dim: int,
         num_classes: int = 10,
         head: str = "fused",
+        image_size: tuple[int, int] = (32, 32),
     ) -> None:
         super().__init__()
         if head not in HEADS:
             raise UnknownNameError("head", head, HEADS)
         self.object_stream = object_trunk
-        self.context_stream = ContextStream(context_trunk)
+        self.context_stream = ContextStream(context_trunk, image_size)
         self.heads = nn.ModuleDict(
             {
                 "object": nn.Linear(feature_dim, num_classes),
