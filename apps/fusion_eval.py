@@ -3,6 +3,7 @@ how visible the perturbation is (PSNR, SSIM, ST-LPIPS, LPIPS-alex of perturbed v
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -51,35 +52,21 @@ def evaluate(
     model = load_fusion(request.checkpoint_dir, heads_file=request.heads_file).to(device)
     indices = image_indices(DATASET, request.images, request.seed)
     data = load_dataset(DATASET, "test")
+    crafted_on = HeadClassifier(model, request.crafted_on).eval()
+    torch.manual_seed(request.seed)  # PGD's random start
     started = time.perf_counter()
     correct = {(head, state): [] for head in HEADS for state in ("clean", "perturbed")}
-    visibility: dict[str, list[float]] = {"psnr": [], "ssim": [], "st_lpips": []}
-    lpips_values: list[float] = []
-    lpips_reason: str | None = None
+    visibility = _Visibility()
     all_labels = []
     for start in range(0, len(indices), request.batch_size):
         clean, labels = data.images(indices[start : start + request.batch_size])
         clean, labels = clean.to(device), labels.to(device)
-        perturbed = perturb(
-            request.perturbation,
-            clean,
-            labels,
-            HeadClassifier(model, request.crafted_on).eval(),
-            spec.mean,
-            spec.std,
-        )
+        perturbed = perturb(request.perturbation, clean, labels, crafted_on, spec.mean, spec.std)
         for state, images in (("clean", clean), ("perturbed", perturbed)):
             for head, hits in _hits(model, normalize(images, spec)).items():
                 correct[head, state].append((hits == labels).cpu())
         all_labels.append(labels.cpu())
-        clean_cpu, perturbed_cpu = clean.cpu(), perturbed.cpu()
-        visibility["psnr"] += metrics.psnr(perturbed_cpu, clean_cpu).tolist()
-        visibility["ssim"] += metrics.ssim(perturbed_cpu, clean_cpu).tolist()
-        visibility["st_lpips"] += metrics.st_lpips(perturbed_cpu, clean_cpu).tolist()
-        lpips = metrics.lpips_alex(perturbed_cpu, clean_cpu)
-        lpips_reason = lpips.reason
-        if lpips.values is not None:
-            lpips_values += lpips.values.tolist()
+        visibility.add(perturbed.cpu(), clean.cpu())
         if progress is not None:
             progress(min(start + request.batch_size, len(indices)), len(indices))
     wall_s = time.perf_counter() - started
@@ -95,16 +82,35 @@ def evaluate(
         "crafted_on": request.crafted_on if request.perturbation.needs_gradients else None,
         "heads_file": request.heads_file,
         **heads,
-        "psnr": _median(visibility["psnr"]),
-        "ssim": _median(visibility["ssim"]),
-        "st_lpips": _median(visibility["st_lpips"]),
-        "lpips": _median(lpips_values) if lpips_values else None,
-        "lpips_unavailable": lpips_reason,
+        **visibility.summary(),
         "images": len(indices),
         "seed": request.seed,
         "wall_s": round(wall_s, 2),
         "images_per_s": round(len(indices) / wall_s, 2),
     }
+
+
+class _Visibility:
+    """Per-image PSNR, SSIM, ST-LPIPS and LPIPS-alex of perturbed vs clean, batch by batch."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {"psnr": [], "ssim": [], "st_lpips": [], "lpips": []}
+        self.lpips_unavailable: str | None = None
+
+    def add(self, perturbed: torch.Tensor, clean: torch.Tensor) -> None:
+        """Score one batch of [0, 1] images."""
+        self.values["psnr"] += metrics.psnr(perturbed, clean).tolist()
+        self.values["ssim"] += metrics.ssim(perturbed, clean).tolist()
+        self.values["st_lpips"] += metrics.st_lpips(perturbed, clean).tolist()
+        lpips = metrics.lpips_alex(perturbed, clean)
+        self.lpips_unavailable = lpips.reason
+        if lpips.values is not None:
+            self.values["lpips"] += lpips.values.tolist()
+
+    def summary(self) -> dict[str, float | str | None]:
+        """Medians (PSNR in dB, null for identical images; LPIPS null with the reason offline)."""
+        medians = {key: _median(values) for key, values in self.values.items()}
+        return {**medians, "lpips_unavailable": self.lpips_unavailable}
 
 
 @torch.no_grad()
@@ -128,5 +134,7 @@ def _head_summary(
 
 
 def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
     value = statistics.median(values)
-    return value if value != float("inf") else None
+    return value if math.isfinite(value) else None
