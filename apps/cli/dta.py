@@ -103,6 +103,7 @@ def train_dtn_command(
     from attacks.camouflage.dtn import DTNRecord, save_dtn
     from attacks.camouflage.dtn_training import train_dtn
     from fedsim.device import resolve_device
+    from fedsim.provenance import provenance
 
     where = resolve_device(device)
     triplets = load_triplets(data)
@@ -137,7 +138,7 @@ def train_dtn_command(
         command=command,
         train_loss=loss,
     )
-    save_dtn(out, model, record)
+    save_dtn(out, model, record, provenance(seed, where))
     stdout.print(f"DTN trained {steps} steps in {wall_s:.1f} s (car-pixel MSE {loss:.3g}) → {out}")
     if as_json:
         print(

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 
 from attacks.camouflage.renderer import CARS, View, render_image, render_mask, sample_views
 from fedsim.errors import UnknownNameError, UserInputError
+from fedsim.provenance import provenance
 from fedsim.storage import load_tensors, save_tensors, write_json
 
 MANIFEST = "dataset.json"
@@ -63,6 +65,11 @@ def view_colours(config: DatasetConfig, index: int) -> np.ndarray:
     )
 
 
+def render_provenance(seed: int) -> dict[str, object]:
+    """fedleak's provenance record of a run on the CPU, with the Mitsuba version beside it."""
+    return {**provenance(seed, torch.device("cpu")), "mitsuba": metadata.version("mitsuba")}
+
+
 def view_path(out: Path, index: int) -> Path:
     """The file that holds view ``index`` of the dataset in ``out``."""
     return out / VIEWS_FOLDER / f"{index:06d}.safetensors"
@@ -76,8 +83,10 @@ def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[in
     """
     manifest = out / MANIFEST
     settings = asdict(config)
+    runs = []
     if manifest.exists():
-        before = json.loads(manifest.read_text())["config"]
+        recorded = json.loads(manifest.read_text())
+        before, runs = recorded["config"], recorded["runs"]
         mismatched = sorted(k for k, v in settings.items() if k != "views" and before[k] != v)
         if mismatched:
             raise UserInputError(
@@ -86,7 +95,8 @@ def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[in
             )
         settings["views"] = max(settings["views"], before["views"])
     (out / VIEWS_FOLDER).mkdir(parents=True, exist_ok=True)
-    write_json(manifest, {"config": settings, "command": command, "storage": _STORAGE})
+    runs.append({"command": command, **render_provenance(config.seed)})
+    write_json(manifest, {"config": settings, "storage": _STORAGE, "runs": runs})
     return [i for i in range(config.views) if not view_path(out, i).exists()]
 
 

@@ -4,7 +4,7 @@ x_ren = ReLU((ReLU(η − TF1) + TF2) ⊙ TF3 + TF4)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -102,9 +102,10 @@ class DTNRecord:
     train_loss: float  # mean squared error on the car's pixels over the last steps
 
 
-def save_dtn(path: Path, model: DTN, record: DTNRecord) -> None:
-    """Write the DTN's weights (float32 safetensors) with its record as metadata."""
-    save_tensors(path, model.state_dict(), asdict(record))
+def save_dtn(path: Path, model: DTN, record: DTNRecord, run: dict | None = None) -> None:
+    """Write the DTN's weights (float32 safetensors) with its record, and ``run`` (versions,
+    commit, time) under "provenance", as metadata."""
+    save_tensors(path, model.state_dict(), {**asdict(record), "provenance": run or {}})
 
 
 def load_dtn(path: Path) -> tuple[DTN, DTNRecord]:
@@ -114,7 +115,7 @@ def load_dtn(path: Path) -> tuple[DTN, DTNRecord]:
             f"no DTN checkpoint at {str(path)!r}; train one: fedleak dta train-dtn"
         )
     tensors, meta = load_tensors(Path(path))
-    record = DTNRecord(**meta)
+    record = DTNRecord(**{field.name: meta[field.name] for field in fields(DTNRecord)})
     model = DTN(width=record.width)
     model.load_state_dict(tensors)
     return model.eval(), record

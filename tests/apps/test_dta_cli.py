@@ -25,7 +25,9 @@ def test_render_dataset_writes_triplets_and_resumes(tmp_path: Path, run_cli) -> 
     data = load_triplets(out)
     assert data.x_ref.shape == (3, 3, 16, 16) and data.renders.shape == (3, 2, 3, 16, 16)
     assert data.masks.shape == (3, 16, 16) and data.colours.shape == (3, 2, 3)
-    assert json.loads((out / "dataset.json").read_text())["command"].startswith("fedleak dta")
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["runs"][0]["command"].startswith("fedleak dta render-dataset")
+    assert manifest["runs"][0]["seed"] == 5 and manifest["runs"][0]["mitsuba"]
 
     # A crash loses at most the view being written: delete one, leave a torn temporary file.
     before = view_path(out, 1).read_bytes()
@@ -40,6 +42,7 @@ def test_render_dataset_writes_triplets_and_resumes(tmp_path: Path, run_cli) -> 
     assert (summary["rendered_views"], summary["resumed_views"]) == (2, 2)
     assert view_path(out, 1).read_bytes() == before
     assert len(load_triplets(out).views) == 4
+    assert len(json.loads((out / "dataset.json").read_text())["runs"]) == 2
 
 
 def test_two_workers_render_the_same_files(tmp_path: Path, run_cli) -> None:
