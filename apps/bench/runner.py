@@ -315,23 +315,24 @@ def run_campaign(
     with _campaign_lock(out_dir), ResultStore.open(store_path(out_dir), create=True) as store:
         store.record_suite(suite.name, suite.model_dump_json())
         statuses = store.statuses()
-        unscored = _unscored_rows(store, out_dir) if score else {}
+        by_id = {cell.cell_id: cell for cell in cells}
+        waiting = _unscored_rows(store, out_dir) if score else {}
+        unscored = {cell_id: row for cell_id, row in waiting.items() if cell_id in by_id}
         todo = [
             cell
             for cell in cells
             if cell.cell_id not in unscored and not _is_done(cell, statuses, out_dir, score)
         ]
         if on_start is not None:
-            on_start(len(cells), len(todo) + sum(c.cell_id in unscored for c in cells))
-        by_id = {cell.cell_id: cell for cell in cells}
+            on_start(len(cells), len(todo) + len(unscored))
 
         def record(outcome: CellOutcome, row: dict[str, object]) -> None:
             store.record(row)
             if on_result is not None:
                 on_result(by_id[outcome.cell_id], outcome)
 
-        for cell in (c for c in cells if c.cell_id in unscored):
-            row = rescored_row(out_dir, unscored[cell.cell_id])
+        for waiting_row in unscored.values():
+            row = rescored_row(out_dir, waiting_row)
             record(_outcome_of(row), row)
         jobs = jobs_for(todo, out_dir, workers, ray_address is not None, score)
         failed = _prepare_utilities(jobs, out_dir / FEDERATED_DIR, on_notice)
