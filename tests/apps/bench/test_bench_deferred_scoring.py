@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from apps.bench.runner import run_campaign
 from apps.bench.store import store_path
+from apps.bench.suite import load_suite
 
 TINY = """
 [settings]
@@ -113,8 +115,24 @@ def test_device_is_part_of_each_cell_and_recorded(tmp_path: Path, data_dir: Path
     bench(run_cli, "--suite", str(suite), "--out", str(out), "--device", "cpu")
     bench(run_cli, "--suite", str(suite), "--out", str(out), "--device", "auto")
 
-    stored = list(rows(out).values())
-    requested = sorted(json.loads(row["config_json"])["device"] for row in stored)
-    assert requested == ["auto", "cpu"]  # another device is another cell
-    used = {json.loads(row["metrics_json"])["device"] for row in stored}
-    assert used == {"cuda" if torch.cuda.is_available() else "cpu"}
+    used = {
+        json.loads(row["config_json"])["device"]: json.loads(row["metrics_json"])["device"]
+        for row in rows(out).values()
+    }
+    # Another device is another cell; each row records the device its attack ran on.
+    assert used == {"cpu": "cpu", "auto": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def test_a_rerun_scores_only_its_own_suites_cells(tmp_path: Path, data_dir: Path, run_cli) -> None:
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(TINY.replace("images = [2]", "images = [1]"))
+    one_image = TINY.replace("images = [2]", "images = [1]")
+    second.write_text(one_image.replace("iterations = 5", 'iterations = 6\ndevice = "cpu"'))
+    out = tmp_path / "shared"
+
+    bench(run_cli, "--suite", str(first), "--out", str(out), "--device", "cpu", "--no-score")
+    summary = run_campaign(load_suite(second), out)
+
+    assert (summary.cells, summary.skipped, summary.ran, summary.done) == (1, 0, 1, 1)
+    by_suite = {row["suite"]: json.loads(row["metrics_json"]) for row in rows(out).values()}
+    assert by_suite["first"]["scored"] is False and "scored" not in by_suite["second"]
