@@ -205,6 +205,7 @@ def evaluate_dtn_command(
                     "dtn": str(dtn),
                     "data": str(data) if data else None,
                     "views": len(triplets.views),
+                    "car": triplets.config.car,
                     "seed": None if data else seed,
                 }
             )

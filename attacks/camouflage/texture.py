@@ -1,5 +1,6 @@
-"""DTA's repeated texture projection: a small pattern tiled over the image plane, differentiable
-in the pattern (``grid_sample`` with wrap), under random shift / scale / rotation jitter."""
+"""DTA's repeated texture projection: a small pattern tiled over the image plane under random
+shift / scale / rotation jitter, or read at the texture coordinates the renderer's surface AOV
+gives; both differentiable in the pattern (``grid_sample`` with wrapped seams)."""
 
 from __future__ import annotations
 
@@ -41,13 +42,23 @@ def tile_pattern(
     """The (3, H, W) image of ``pattern`` (3, h, w) repeated over the plane, bilinear with wrap
     at the seams; values stay in the pattern's range and gradients flow to every texel."""
     height, width = (size, size) if isinstance(size, int) else size
-    grid = _pattern_coordinates(height, width, jitter, pattern.dtype, pattern.device)
+    return _sample_wrapped(pattern, _pattern_coordinates(height, width, jitter, pattern))
+
+
+def sample_texture(pattern: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """The (3, H, W) colours of ``pattern`` (3, h, w) at texture coordinates ``uv`` (H, W, 2), in
+    repeats (u across columns, v down rows, as Mitsuba's repeating bitmap reads them)."""
+    return _sample_wrapped(pattern, uv.to(pattern.dtype).remainder(1.0))
+
+
+def _sample_wrapped(pattern: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``pattern`` at (H, W, 2) coordinates in [0, 1), wrapped at the seams."""
     rows, cols = pattern.shape[-2:]
     # One texel of circular padding makes bilinear interpolation across a seam mix the last and
     # the first texel, as a wrapped texture does; coordinates in [0, 1) then land inside it.
     padded = F.pad(pattern[None], (1, 1, 1, 1), mode="circular")
-    x = 2 * (grid[..., 0] * cols + 1) / (cols + 2) - 1
-    y = 2 * (grid[..., 1] * rows + 1) / (rows + 2) - 1
+    x = 2 * (coordinates[..., 0] * cols + 1) / (cols + 2) - 1
+    y = 2 * (coordinates[..., 1] * rows + 1) / (rows + 2) - 1
     sampled = F.grid_sample(
         padded, torch.stack([x, y], dim=-1)[None], mode="bilinear", align_corners=False
     )
@@ -61,11 +72,11 @@ def project_texture(pattern: torch.Tensor, mask: torch.Tensor, jitter: Jitter) -
 
 
 def _pattern_coordinates(
-    height: int, width: int, jitter: Jitter, dtype: torch.dtype, device: torch.device
+    height: int, width: int, jitter: Jitter, like: torch.Tensor
 ) -> torch.Tensor:
     """(H, W, 2) pattern coordinates in [0, 1) (u across, v down) of each pixel centre."""
-    ys = (torch.arange(height, dtype=dtype, device=device) + 0.5 - height / 2) / width
-    xs = (torch.arange(width, dtype=dtype, device=device) + 0.5 - width / 2) / width
+    ys = (torch.arange(height, dtype=like.dtype, device=like.device) + 0.5 - height / 2) / width
+    xs = (torch.arange(width, dtype=like.dtype, device=like.device) + 0.5 - width / 2) / width
     y, x = torch.meshgrid(ys, xs, indexing="ij")
     angle = math.radians(jitter.rotation_deg)
     cos, sin = math.cos(angle), math.sin(angle)

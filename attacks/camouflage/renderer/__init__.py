@@ -6,8 +6,10 @@ from attacks.camouflage.renderer.render import (
     REFERENCE_PAINT,
     TILE_SIZE_M,
     Render,
+    Surface,
     render_image,
     render_mask,
+    render_surface,
     render_view,
 )
 from attacks.camouflage.renderer.views import DISTANCES_M, PITCH_RANGE_DEG, View, sample_views
@@ -19,11 +21,13 @@ __all__ = [
     "REFERENCE_PAINT",
     "TILE_SIZE_M",
     "Render",
+    "Surface",
     "View",
     "car_names",
     "car_parts",
     "render_image",
     "render_mask",
+    "render_surface",
     "render_view",
     "sample_views",
 ]

@@ -70,6 +70,30 @@ def render_mask(view: View, size: int = 128) -> np.ndarray:
     return hit.reshape(size, _MASK_SUPERSAMPLE, size, _MASK_SUPERSAMPLE).mean(axis=(1, 3))
 
 
+@dataclass(frozen=True)
+class Surface:
+    """Where the paint shows in a view: ``uv`` (H, W, 2) the texture coordinates (in repeats of
+    the texture, u across its columns, v down its rows) at each pixel centre, and ``paint``
+    (H, W) 1 where that centre sees the car's paint, else 0."""
+
+    uv: np.ndarray
+    paint: np.ndarray
+
+
+def render_surface(view: View, size: int = 128) -> Surface:
+    """The painted surface seen through each pixel centre of ``view`` (Mitsuba's ``aov``)."""
+    mi = _mitsuba()
+    _check_size(size, 1)
+    scene_dict = _scene_dict(view, _paint(None), size, 1)
+    scene_dict["integrator"] = {"type": "aov", "aovs": "uv:uv,index:shape_index"}
+    scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
+    scene = mi.load_dict(scene_dict)
+    paint = [i + 1 for i, shape in enumerate(scene.shapes()) if shape.id() == "car_paint"]
+    aovs = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
+    on_paint = np.isin(np.rint(aovs[..., 2]).astype(np.int64), paint).astype(np.float32)
+    return Surface(uv=aovs[..., :2] * on_paint[..., None], paint=on_paint)
+
+
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """The sRGB transfer function (IEC 61966-2-1) applied to linear values ≥ 0."""
     linear = np.maximum(linear, 0.0)

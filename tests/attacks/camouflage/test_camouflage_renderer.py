@@ -15,9 +15,11 @@ from attacks.camouflage.renderer import (
     car_parts,
     render_image,
     render_mask,
+    render_surface,
     render_view,
     sample_views,
 )
+from attacks.camouflage.texture import sample_texture
 from fedsim.errors import UserInputError
 
 SIZE, SPP = 32, 4
@@ -139,3 +141,29 @@ def test_bad_input_fails_in_one_line(call, message: str) -> None:  # noqa: ANN00
     ) as error:
         call()
     assert "\n" not in str(error.value)
+
+
+def test_the_surface_aov_says_which_texel_each_pixel_shows(view: View) -> None:
+    # A checker of 30 cm squares, coarse enough to resolve at 64 px from 5 m.
+    rows, cols = np.arange(16)[:, None] // 8, np.arange(16)[None] // 4
+    checker = np.zeros((16, 16, 3), dtype=np.float32)
+    checker[(rows + cols) % 2 == 1] = 1.0
+    surface = render_surface(view, size=64)
+    brighter = (
+        render_image(view, texture=checker, size=64, spp=8)
+        - render_image(view, texture=(0.5, 0.5, 0.5), size=64, spp=8)
+    )[..., 0]
+    sure = (surface.paint == 1) & (np.abs(brighter) > 0.05)
+
+    def agreement(pattern: np.ndarray) -> float:
+        eta = sample_texture(
+            torch.tensor(pattern.copy()).permute(2, 0, 1), torch.tensor(surface.uv)
+        )
+        return float((np.sign(eta[0].numpy() - 0.5) == np.sign(brighter))[sure].mean())
+
+    assert sure.sum() > 300
+    # Pixels whose footprint straddles a square's edge may disagree with their centre's texel.
+    assert agreement(checker) > 0.75
+    assert agreement(checker) > agreement(checker.transpose(1, 0, 2)) + 0.2
+    assert np.all(surface.uv[surface.paint == 0] == 0)
+    assert np.all(render_mask(view, size=64)[surface.paint == 1] > 0)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from attacks.camouflage.texture import Jitter, project_texture, sample_jitter, tile_pattern
+from attacks.camouflage.texture import (
+    Jitter,
+    project_texture,
+    sample_jitter,
+    sample_texture,
+    tile_pattern,
+)
 
 
 def test_tiling_repeats_with_the_pattern_period() -> None:
@@ -57,3 +63,14 @@ def test_projection_is_differentiable_in_the_pattern() -> None:
     assert torch.all(projected[:, mask == 0] == 0)
     projected.sum().backward()
     assert torch.all(pattern.grad > 0)  # every texel shows somewhere inside the mask
+
+
+def test_sampling_at_texture_coordinates_wraps_and_is_differentiable() -> None:
+    pattern = torch.rand(3, 4, 4, dtype=torch.float64, requires_grad=True)
+    uv = torch.rand(6, 5, 2, dtype=torch.float64) * 3 - 1  # several repeats either side
+
+    torch.testing.assert_close(sample_texture(pattern, uv), sample_texture(pattern, uv + 2))
+    # The centre of texel (row 1, column 2) reads that texel alone.
+    centre = torch.tensor([[[2.5 / 4, 1.5 / 4]]], dtype=torch.float64)
+    torch.testing.assert_close(sample_texture(pattern, centre)[:, 0, 0], pattern[:, 1, 2])
+    assert torch.autograd.gradcheck(lambda p: sample_texture(p, uv), (pattern,))
