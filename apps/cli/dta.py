@@ -169,12 +169,17 @@ def evaluate_dtn_command(
     car: Annotated[
         str | None, typer.Option(help="Car of the held-out renders (default: the DTN's).")
     ] = None,
+    patterns: Annotated[
+        int, typer.Option(min=0, help="Random textured patterns rendered per held-out view.")
+    ] = 2,
     as_json: JsonFlag = False,
 ) -> None:
-    """Score the DTN's predictions against real renders of held-out views and colours."""
+    """Score the DTN's predictions against real renders of held-out views and colours, and of
+    textured patterns it never saw in training."""
     from attacks.camouflage.dataset import DatasetConfig, load_triplets, render_triplets
     from attacks.camouflage.dtn import load_dtn
-    from attacks.camouflage.dtn_fidelity import dtn_fidelity
+    from attacks.camouflage.dtn_fidelity import flat_fidelity, pattern_fidelity
+    from attacks.camouflage.pattern_renders import render_patterns
 
     model, record = load_dtn(dtn)
     if data is not None:
@@ -194,14 +199,21 @@ def evaluate_dtn_command(
         )
         with stderr.status(f"rendering {views} held-out views × {colours + 1} paints"):
             triplets = render_triplets(config)
-    scores = dtn_fidelity(model, triplets)
-    table = ", ".join(f"{name} {value:.4g}" for name, value in scores.items())
-    stdout.print(f"DTN vs renderer on {scores['pairs']} held-out (view, colour) pairs: {table}")
+    scores = flat_fidelity(model, triplets)
+    stdout.print(f"DTN vs renderer, held-out flat colours: {_scores_line(scores)}")
+    textured = None
+    if patterns:
+        size, spp = triplets.config.size, triplets.config.spp
+        with stderr.status(f"rendering {patterns} patterns on each of {len(triplets.views)} views"):
+            pattern_renders = render_patterns(triplets.views, patterns, size, spp, seed)
+        textured = pattern_fidelity(model, pattern_renders)
+        stdout.print(f"DTN vs renderer, textured patterns: {_scores_line(textured)}")
     if as_json:
         print(
             json.dumps(
                 {
                     **scores,
+                    "patterns": textured,
                     "dtn": str(dtn),
                     "data": str(data) if data else None,
                     "views": len(triplets.views),
@@ -210,6 +222,11 @@ def evaluate_dtn_command(
                 }
             )
         )
+
+
+def _scores_line(scores: dict[str, float | int]) -> str:
+    """ "mse 0.0012, psnr 29.3, ..." for a fidelity dict."""
+    return ", ".join(f"{name} {value:.4g}" for name, value in scores.items())
 
 
 def _bar(label: str, field: str) -> Progress:

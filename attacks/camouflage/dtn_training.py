@@ -66,16 +66,14 @@ def train_dtn(
     return model.cpu().eval(), sum(tail) / len(tail)
 
 
-def predict_flat(model: DTN, data: Triplets, batch_size: int = 32) -> torch.Tensor:
-    """The DTN's renders of every (view, colour) of ``data``, (V, K, 3, H, W), car pixels only."""
-    views, per_view = data.colours.shape[:2]
-    flat = torch.arange(views * per_view)
-    predictions = []
+def predict(
+    model: DTN, x_ref: torch.Tensor, masks: torch.Tensor, etas: torch.Tensor, batch_size: int = 32
+) -> torch.Tensor:
+    """The DTN's renders (N, 3, H, W) of N (x_ref, mask, η) triples, in batches, without grads."""
     with torch.no_grad():
-        for chunk in flat.split(batch_size):
-            view, colour = chunk // per_view, chunk % per_view
-            mask = data.masks[view]
-            predictions.append(
-                model(data.x_ref[view], mask, flat_eta(data.colours[view, colour], mask))
-            )
-    return torch.cat(predictions).reshape(views, per_view, *data.renders.shape[2:])
+        return torch.cat(
+            [
+                model(x_ref[chunk], masks[chunk], etas[chunk])
+                for chunk in torch.arange(len(x_ref)).split(batch_size)
+            ]
+        )

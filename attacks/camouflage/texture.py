@@ -83,3 +83,14 @@ def _pattern_coordinates(
     u = (cos * x - sin * y) * jitter.scale + jitter.shift[0]
     v = (sin * x + cos * y) * jitter.scale + jitter.shift[1]
     return torch.stack([u, v], dim=-1).remainder(1.0)
+
+
+def surface_eta(
+    pattern: torch.Tensor, uv: torch.Tensor, paint: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """η for a pattern as the renderer lays it: the texel each paint pixel shows (``uv``
+    (H, W, 2), ``paint`` (H, W) from render_surface), the pattern's mean colour on the car's other
+    pixels, all times the car ``mask`` (H, W); for a uniform pattern this is flat paint's η."""
+    sampled = sample_texture(pattern, uv)
+    mean = pattern.mean(dim=(1, 2))[:, None, None].expand_as(sampled)
+    return torch.where(paint.bool(), sampled, mean) * mask

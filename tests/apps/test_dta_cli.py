@@ -139,6 +139,7 @@ def test_train_then_evaluate_the_dtn(tmp_path: Path, run_cli) -> None:
     assert scores["pairs"] == 4 and scores["views"] == 2
     assert {"mse", "psnr", "ssim", "st_lpips"} <= scores.keys()
     assert 0 <= scores["mse"] <= 1 and scores["st_lpips"] >= 0
+    assert scores["patterns"]["pairs"] == 4  # two random patterns on each held-out view
 
     # Rendering held-out views from the training seed would score the DTN on what it saw.
     code, _, stderr = run_cli(["dta", "evaluate-dtn", "--dtn", str(checkpoint), "--seed", "5"])

@@ -9,6 +9,7 @@ from attacks.camouflage.texture import (
     project_texture,
     sample_jitter,
     sample_texture,
+    surface_eta,
     tile_pattern,
 )
 
@@ -74,3 +75,20 @@ def test_sampling_at_texture_coordinates_wraps_and_is_differentiable() -> None:
     centre = torch.tensor([[[2.5 / 4, 1.5 / 4]]], dtype=torch.float64)
     torch.testing.assert_close(sample_texture(pattern, centre)[:, 0, 0], pattern[:, 1, 2])
     assert torch.autograd.gradcheck(lambda p: sample_texture(p, uv), (pattern,))
+
+
+def test_a_uniform_pattern_paints_the_flat_colours_eta() -> None:
+    colour = torch.tensor([0.2, 0.5, 0.9])
+    uv = torch.rand(8, 8, 2) * 4
+    paint = (torch.rand(8, 8) > 0.3).float()
+    mask = torch.clamp(paint + (torch.rand(8, 8) > 0.5).float() * 0.5, max=1.0)
+    uniform = colour[:, None, None].expand(3, 16, 16)
+
+    eta = surface_eta(uniform, uv, paint, mask)
+    torch.testing.assert_close(eta, colour[:, None, None] * mask)
+    stripes = torch.zeros(3, 16, 16)
+    stripes[:, :, ::2] = 1.0
+    off_paint = (paint == 0) & (mask > 0)
+    torch.testing.assert_close(
+        surface_eta(stripes, uv, paint, mask)[:, off_paint], 0.5 * mask[off_paint].expand(3, -1)
+    )
