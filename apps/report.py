@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torchvision.utils import make_grid, save_image
-
+from apps.grids import comparison_grid
 from apps.scoring import Scores
 from attacks.reconstruction import Reconstruction
 from fedsim.ground_truth import GroundTruth
@@ -19,13 +17,6 @@ RECONSTRUCTION_FILE = "reconstruction.safetensors"
 GRID_FILE = "grid.png"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
-
-
-def comparison_grid(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
-    """One image: originals in the top row, their paired reconstructions below, pixels in [0, 1]."""
-    upscale = max(1, 64 // originals.shape[-1])
-    rows = torch.cat([originals, reconstructions]).repeat_interleave(upscale, -1)
-    return make_grid(rows.repeat_interleave(upscale, -2), nrow=len(originals), padding=2)
 
 
 def write_attack_report(
@@ -44,7 +35,7 @@ def write_attack_report(
     truth.save(out / GROUND_TRUTH_FILE)
     reconstruction.save(out / RECONSTRUCTION_FILE)
     paired = reconstruction.images[list(scores.pairing)]
-    save_image(comparison_grid(truth.images, paired), out / GRID_FILE)
+    comparison_grid(truth.images, paired, scores.psnr).save(out / GRID_FILE)
     metrics = {
         **scores.summary(),
         "per_image": scores.per_image(),
