@@ -19,6 +19,7 @@ from fedsim.errors import UserInputError
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.defense_hooks import Defend, DefenseHooks, UpdateTransform, undefended
 from fedsim.flower.local_training import defense_seed, dropout_seed, step_indices, train_steps
+from fedsim.flower.quiet_logs import quiet_routine_logs
 from fedsim.flower.records import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -50,6 +51,7 @@ def build_client_app(
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
+        quiet_routine_logs()
         partition_id, num_partitions = _partition_of(context)
         run, hooks = defend(
             config or SimulationConfig.from_run_config(context.run_config, num_partitions)
@@ -64,6 +66,7 @@ def build_client_app(
 
     @app.query(SECURE_AGGREGATION_ACTION)
     def secure_aggregation_round(msg: Message, context: Context) -> Message:
+        quiet_routine_logs()
         partition_id, num_partitions = _partition_of(context)
         _, hooks = defend(
             config or SimulationConfig.from_run_config(context.run_config, num_partitions)
