@@ -1,7 +1,8 @@
 """The viewer's Streamlit script: ``streamlit run app.py -- --root DIR``.
 
 ``?run=PATH`` (relative to DIR) opens a run's page; without it the landing page lists every
-run. Whatever the page asks for is resolved inside DIR first (``paths.resolve_inside``).
+run, unless DIR's ``view.json`` names a run to start on (once per browser session).
+Whatever the page asks for is resolved inside DIR first (``paths.resolve_inside``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from apps.viewer import attack_page, bench_page, landing, simulation_page
-from apps.viewer.discovery import discover_runs, load_run
+from apps.viewer.discovery import discover_runs, load_run, start_run
 from apps.viewer.records import AttackRun, RunLocation, SimulationRun
 from fedsim.errors import FedleakError
 
@@ -36,6 +37,12 @@ def main() -> None:
         return
     locations = discover_runs(root)
     requested = st.query_params.get("run")
+    first_visit = not st.session_state.get("started")
+    st.session_state["started"] = True
+    if requested is None and first_visit:
+        start = start_run(root, locations)
+        if start is not None:
+            _open(start)
     picked = _sidebar(root, locations, requested)
     if picked != requested:
         _open(picked)

@@ -30,6 +30,8 @@ _CAPTURE = re.compile(r"client-(\d+)\.safetensors$")
 _ROUND = re.compile(r"round-(\d+)$")
 _ROUND_CLIENT = re.compile(r"round-(\d+)-client-(\d+)")
 _REQUIRED = object()
+START_FILE = "view.json"
+"""A folder's ``{"start": "PATH"}``: the run the viewer opens first (``fedleak demo`` writes it)."""
 
 
 def run_kind(folder: Path) -> RunKind | None:
@@ -62,6 +64,19 @@ def discover_runs(root: Path) -> tuple[RunLocation, ...]:
             keep = [name for name in keep if name == "attacks"]
         subfolders[:] = [name for name in keep if not name.startswith(".") and name not in _SKIPPED]
     return tuple(sorted(found, key=lambda location: location.path))
+
+
+def start_run(root: Path, locations: tuple[RunLocation, ...]) -> str | None:
+    """The run ``root/view.json`` names to open first, if it names one of ``locations``.
+
+    An unreadable ``view.json`` names none: the landing page lists the runs as usual.
+    """
+    try:
+        document = _read_json(root, START_FILE, missing={})
+    except (RunReadError, UnsafePathError):
+        return None
+    start = document.get("start") if isinstance(document, Mapping) else None
+    return start if start in {location.path for location in locations} else None
 
 
 def load_run(root: Path, path: str) -> Run:

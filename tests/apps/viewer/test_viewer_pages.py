@@ -204,3 +204,22 @@ def test_without_a_root_the_page_says_how_to_start(tmp_path: Path, open_viewer) 
     page = open_viewer(tmp_path / "missing")
 
     assert "start the viewer with `fedleak view DIR`" in page.error[0].value
+
+
+def test_a_folder_naming_its_start_run_opens_on_it_once(runs_root: Path, open_viewer) -> None:
+    (runs_root / "view.json").write_text('{"start": "attack"}')
+
+    page = open_viewer(runs_root)
+
+    assert page.query_params["run"] == "attack"
+    assert page.title[0].value == "Attack · ig"
+    page.sidebar.selectbox[0].select("(all runs)").run()
+    assert page.title[0].value == "fedleak runs"
+
+
+def test_a_start_run_that_is_no_run_leaves_the_landing_page(runs_root: Path, open_viewer) -> None:
+    (runs_root / "view.json").write_text('{"start": "../elsewhere"}')
+
+    page = open_viewer(runs_root)
+
+    assert not page.exception and page.title[0].value == "fedleak runs"
