@@ -117,6 +117,8 @@ def test_the_held_out_car_is_a_different_shape() -> None:
     sedan, van = (np.concatenate([p.vertices for p in car_parts(n)]) for n in ("sedan", "van"))
 
     assert van[:, 2].max() > sedan[:, 2].max() + 0.3  # the van is taller
+    views = [dataclasses.replace(v, distance_m=5.0) for v in sample_views(1, 3, car="van")]
+    assert views[0].car == "van" and render_mask(views[0], size=SIZE).mean() > 0.05
 
 
 @pytest.mark.parametrize(
