@@ -7,7 +7,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageFilter
+from torchvision.transforms.functional import pil_to_tensor
+
+from apps.grids import comparison_grid
 
 CELL_SCHEMA = """CREATE TABLE cells (
     cell_id TEXT PRIMARY KEY, suite TEXT, status TEXT, dataset TEXT, model TEXT, attack TEXT,
@@ -26,17 +30,15 @@ def sample_images(count: int) -> list[Image.Image]:
     return [Image.open(path).convert("RGB") for path in paths]
 
 
-def write_grid(path: Path, images: int = 2, seed: int = 0) -> None:
-    """A real PNG laid out like grid.png: originals on top, noisy blurred copies below."""
-    side, pad = 64, 2
-    grid = Image.new("RGB", (images * (side + pad) + pad, 2 * (side + pad) + pad), "black")
-    for index, original in enumerate(sample_images(seed + images)[seed:]):
-        original = original.resize((side, side), Image.Resampling.NEAREST)
-        noise = Image.effect_noise((side, side), 80).convert("RGB")
-        guess = Image.blend(original.filter(ImageFilter.GaussianBlur(2)), noise, 0.35)
-        x = pad + index * (side + pad)
-        grid.paste(original, (x, pad))
-        grid.paste(guess, (x, 2 * pad + side))
+def write_grid(path: Path, psnr: list[float], seed: int = 0) -> None:
+    """A real grid.png made by the project's own grid writer: originals, noisy blurred copies."""
+    originals, guesses = [], []
+    for original in sample_images(seed + len(psnr))[seed:]:
+        noise = Image.effect_noise(original.size, 80).convert("RGB")
+        guess = Image.blend(original.filter(ImageFilter.GaussianBlur(1)), noise, 0.35)
+        originals.append(pil_to_tensor(original))
+        guesses.append(pil_to_tensor(guess))
+    grid = comparison_grid(torch.stack(originals) / 255, torch.stack(guesses) / 255, psnr)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
 
@@ -50,7 +52,8 @@ def write_attack_run(
 ) -> Path:
     """An attack run folder in ``fedleak attack``'s layout (metrics as it writes them)."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_grid(folder / "grid.png", seed=int(psnr) % 8)
+    per_image_psnr = [psnr - 1.5, psnr + 1.5]
+    write_grid(folder / "grid.png", per_image_psnr, seed=int(psnr) % 8)
     metrics = {
         "psnr": psnr,
         "ssim": 0.61,
@@ -59,7 +62,7 @@ def write_attack_run(
         "st_lpips": 0.125,
         "label_accuracy": 1.0,
         "per_image": {
-            "psnr": [psnr - 1.5, psnr + 1.5],
+            "psnr": per_image_psnr,
             "ssim": [0.55, 0.67],
             "lpips": None,
             "st_lpips": [0.1, 0.15],
