@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,6 +22,13 @@ from fedsim.storage import load_tensors, save_tensors, write_json
 
 MANIFEST = "dataset.json"
 VIEWS_FOLDER = "views"
+
+
+class ViewsConfig(Protocol):
+    """A frozen dataclass of dataset settings that draws ``views`` views from ``seed``."""
+
+    views: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def view_path(out: Path, index: int) -> Path:
     return out / VIEWS_FOLDER / f"{index:06d}.safetensors"
 
 
-def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[int]:
+def open_dataset(out: Path, config: ViewsConfig, command: str = "", storage: str = "") -> list[int]:
     """Write the manifest of ``out`` (or check that the one there describes the same renders)
     and return the indices of the views not yet rendered.
 
@@ -96,7 +104,7 @@ def open_dataset(out: Path, config: DatasetConfig, command: str = "") -> list[in
         settings["views"] = max(settings["views"], before["views"])
     (out / VIEWS_FOLDER).mkdir(parents=True, exist_ok=True)
     runs.append({"command": command, **render_provenance(config.seed)})
-    write_json(manifest, {"config": settings, "storage": _STORAGE, "runs": runs})
+    write_json(manifest, {"config": settings, "storage": storage or _STORAGE, "runs": runs})
     return [i for i in range(config.views) if not view_path(out, i).exists()]
 
 
@@ -183,7 +191,7 @@ def _render_record(config: DatasetConfig, index: int, view: View) -> dict[str, t
     colours = view_colours(config, index)
     images = [render_image(view, None, config.size, config.spp)]
     images += [render_image(view, tuple(c), config.size, config.spp) for c in colours]
-    as_bytes = [_to_uint8(image) for image in images]
+    as_bytes = [to_uint8(image) for image in images]
     return {
         "x_ref": as_bytes[0],
         "mask": torch.from_numpy(render_mask(view, config.size)),
@@ -192,7 +200,7 @@ def _render_record(config: DatasetConfig, index: int, view: View) -> dict[str, t
     }
 
 
-def _to_uint8(image: np.ndarray) -> torch.Tensor:
+def to_uint8(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) in [0, 1] → (3, H, W) uint8."""
     return torch.from_numpy(np.rint(image.transpose(2, 0, 1) * 255).astype(np.uint8))
 

@@ -7,12 +7,20 @@ from attacks.camouflage.renderer.render import (
     TILE_SIZE_M,
     Render,
     Surface,
+    periods_per_width,
     render_image,
     render_mask,
     render_surface,
     render_view,
 )
-from attacks.camouflage.renderer.views import DISTANCES_M, PITCH_RANGE_DEG, View, sample_views
+from attacks.camouflage.renderer.views import (
+    DISTANCES_M,
+    PITCH_RANGE_DEG,
+    Distractor,
+    View,
+    sample_scene_views,
+    sample_views,
+)
 
 __all__ = [
     "CARS",
@@ -21,13 +29,16 @@ __all__ = [
     "REFERENCE_PAINT",
     "TILE_SIZE_M",
     "Render",
+    "Distractor",
     "Surface",
     "View",
     "car_names",
     "car_parts",
+    "periods_per_width",
     "render_image",
     "render_mask",
     "render_surface",
     "render_view",
+    "sample_scene_views",
     "sample_views",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from attacks.camouflage.renderer.cars import car_parts
-from attacks.camouflage.renderer.views import View
+from attacks.camouflage.renderer.views import Distractor, View
 from fedsim.errors import UserInputError
 
 # The car's original paint (sRGB), x_ref's colour: a light silver-grey.
@@ -211,6 +211,8 @@ def _scene_dict(view: View, paint: dict, size: int, spp: int) -> dict:
             "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.35] * 3}},
         },
     }
+    for index, distractor in enumerate(view.distractors):
+        scene[f"distractor_{index}"] = _distractor_shape(mi, distractor)
     bsdfs = {
         "paint": {
             "type": "roughplastic",
@@ -226,6 +228,34 @@ def _scene_dict(view: View, paint: dict, size: int, spp: int) -> dict:
         bsdf = mi.load_dict(bsdfs[part.material])
         scene[part.name] = _mesh(mi, part.name, part.vertices, part.uvs / TILE_SIZE_M, bsdf)
     return scene
+
+
+def _distractor_shape(mi, distractor: Distractor) -> dict:  # noqa: ANN001
+    """The Mitsuba shape of a distractor: a unit primitive scaled to its size, on the ground.
+
+    Mitsuba's sphere takes only a uniform scale (its radius: half the height) and its cylinder,
+    from z = 0 to 1, a round one (its radius: half the width); the cube spans -1..1 on each axis.
+    """
+    length, width, height = distractor.size_m
+    scale, lift = {
+        "cube": ([length / 2, width / 2, height / 2], height / 2),
+        "sphere": ([height / 2] * 3, height / 2),
+        "cylinder": ([width / 2, width / 2, height], 0.0),
+    }[distractor.shape]
+    colour = [float(c) for c in srgb_to_linear(np.asarray(distractor.colour, dtype=np.float32))]
+    return {
+        "type": distractor.shape,
+        "to_world": mi.ScalarTransform4f()
+        .translate([distractor.x_m, distractor.y_m, lift])
+        .rotate([0, 0, 1], distractor.yaw_deg)
+        .scale(scale),
+        "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": colour}},
+    }
+
+
+def periods_per_width(view: View) -> float:
+    """How many repeats of a texture span the image's width at the car's distance in ``view``."""
+    return 2 * view.distance_m * float(np.tan(np.radians(_FOV_DEG / 2))) / TILE_SIZE_M
 
 
 def _mesh(mi, name: str, vertices: np.ndarray, uvs: np.ndarray, bsdf):  # noqa: ANN001, ANN202

@@ -1,0 +1,76 @@
+"""Detection scenes carry the car's mask box; a detector trains from random initialisation,
+round-trips through its checkpoint, and loads COCO-shaped weights from a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from attacks.camouflage.detection_data import DetectionSet, mask_box
+from attacks.camouflage.detector import (
+    CAR_LABEL,
+    COCO_CLASSES,
+    DetectorRecord,
+    build_detector,
+    car_confidence,
+    load_coco_weights,
+    load_detector,
+    save_detector,
+)
+from attacks.camouflage.renderer import render_mask, sample_scene_views
+from fedsim.errors import UnknownNameError, UserInputError
+
+
+def test_mask_box_bounds_the_mostly_covered_pixels() -> None:
+    mask = torch.zeros(8, 10)
+    mask[2:5, 3:7] = 1.0
+    mask[6, 0] = 0.4  # under half covered: outside the box
+
+    assert mask_box(mask).tolist() == [[3.0, 2.0, 7.0, 5.0]]
+    assert mask_box(torch.zeros(4, 4)).shape == (0, 4)
+
+
+def test_scenes_hold_distractors_and_one_car_box_each(scenes: DetectionSet) -> None:
+    views = sample_scene_views(16, 0)
+
+    assert any(view.distractors for view in views)
+    assert [view.distractors for view in scenes.views] == [view.distractors for view in views]
+    # Distractors are not car: the mask, and so the box, is the car's alone.
+    busy = next(view for view in views if view.distractors)
+    assert mask_box(render_mask(busy, 32)).tolist() == scenes.boxes[views.index(busy)].tolist()
+    assert all(len(boxes) == 1 for boxes in scenes.boxes)
+    assert scenes.images.shape == (16, 3, 32, 32)
+
+
+def test_trained_detector_follows_its_input_and_round_trips(
+    scenes: DetectionSet, tiny_detector: nn.Module, tmp_path: Path
+) -> None:
+    confidence = car_confidence(tiny_detector, scenes.images[:4], CAR_LABEL).detach()
+    record = DetectorRecord(
+        arch="ssdlite", size=32, num_classes=2, car_label=CAR_LABEL, weights="", data_seed=0,
+        steps=40, seed=0, command="test", train_loss=1.0,
+    )  # fmt: skip
+    save_detector(tmp_path / "d.safetensors", tiny_detector, record)
+    loaded, loaded_record = load_detector(tmp_path / "d.safetensors")
+
+    assert confidence.std() > 1e-3  # BatchNorm recalibrated: eval mode does not ignore images
+    assert loaded_record == record
+    torch.testing.assert_close(car_confidence(loaded, scenes.images[:4], CAR_LABEL), confidence)
+
+
+def test_coco_weights_load_from_a_path(tmp_path: Path) -> None:
+    coco = build_detector("ssdlite", 32, COCO_CLASSES, seed=1)
+    torch.save(coco.state_dict(), tmp_path / "coco.pth")
+    model = build_detector("ssdlite", 32, COCO_CLASSES)
+
+    load_coco_weights(model, tmp_path / "coco.pth")
+
+    for name, tensor in coco.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor)
+    with pytest.raises(UserInputError, match="does not fit this architecture"):
+        load_coco_weights(build_detector("ssdlite", 32), tmp_path / "coco.pth")
+    with pytest.raises(UnknownNameError, match="valid: fasterrcnn, fcos, ssdlite"):
+        build_detector("yolo", 32)
