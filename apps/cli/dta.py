@@ -240,3 +240,309 @@ def _bar(label: str, field: str) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
     )
+
+
+@dta_app.command("render-detection-dataset")
+def render_detection_dataset_command(
+    out: Annotated[
+        Path, typer.Option(help="Dataset folder: dataset.json and views/*.safetensors.")
+    ],
+    views: Annotated[int, typer.Option(help="Scenes, drawn from --seed.")] = 600,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
+    spp: Annotated[int, typer.Option(help="Samples per pixel.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the scenes and paints.")] = 0,
+    car: Annotated[
+        str, typer.Option(help="Car shape: sedan (training) or van (held out).")
+    ] = "sedan",
+    distractors: Annotated[
+        int, typer.Option(help="Most background objects per scene (0..N, uniform).")
+    ] = 3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Render detection scenes (the car in random paints and patterns among distractors) with
+    the car's box from its AOV mask; a rerun resumes the scenes not done."""
+    from attacks.camouflage.detection_data import DetectionConfig, render_scenes
+
+    config = DetectionConfig(
+        views=views, size=size, spp=spp, seed=seed, car=car, distractors=distractors
+    )
+    command = shlex.join(
+        ["fedleak", "dta", "render-detection-dataset", "--out", str(out), "--views", str(views)]
+        + ["--size", str(size), "--spp", str(spp), "--seed", str(seed), "--car", car]
+        + ["--distractors", str(distractors)]
+    )
+    started = time.perf_counter()
+    with _bar("render-detection-dataset", "scenes") as bar:
+        task = bar.add_task("render", total=views)
+        skipped = render_scenes(out, config, command, on_view=lambda _: bar.advance(task))
+        bar.update(task, completed=views)
+    wall_s = time.perf_counter() - started
+    rendered = views - skipped
+    stdout.print(f"{rendered} scenes rendered, {skipped} already there → {out}")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "out": str(out),
+                    "views": views,
+                    "rendered_views": rendered,
+                    "resumed_views": skipped,
+                    "wall_s": round(wall_s, 3),
+                    "renders_per_s": round(rendered / wall_s, 3) if rendered else None,
+                }
+            )
+        )
+
+
+@dta_app.command("train-detector")
+def train_detector_command(
+    data: Annotated[
+        Path, typer.Option(help="A folder made by `fedleak dta render-detection-dataset`.")
+    ],
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = Path(
+        "runs/detector.safetensors"
+    ),
+    arch: Annotated[str, typer.Option(help="ssdlite, fcos or fasterrcnn.")] = "ssdlite",
+    steps: Annotated[
+        int, typer.Option(min=0, help="Adam steps (cosine-decayed); 0 only wraps --weights.")
+    ] = 1_500,
+    batch_size: Annotated[int, typer.Option(min=1, help="Scenes per step.")] = 16,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's initial learning rate.")] = 1e-3,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Start from these torchvision COCO weights (.pth on disk; car = 3)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weights and batches.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a car detector from random initialisation (or from COCO weights on disk) and write
+    it with the command and seed that made it."""
+    from attacks.camouflage.detection_data import load_scenes
+    from attacks.camouflage.detector import (
+        CAR_LABEL,
+        COCO_CAR_LABEL,
+        COCO_CLASSES,
+        DetectorRecord,
+        build_detector,
+        load_coco_weights,
+        save_detector,
+        train_detector,
+    )
+    from fedsim.device import resolve_device
+    from fedsim.provenance import provenance
+
+    where = resolve_device(device)
+    scenes = load_scenes(data)
+    num_classes, car_label = (COCO_CLASSES, COCO_CAR_LABEL) if weights else (2, CAR_LABEL)
+    model = build_detector(arch, scenes.config.size, num_classes, seed)
+    if weights:
+        load_coco_weights(model, weights)
+    elif steps == 0:
+        raise UserInputError("--steps 0 keeps the weights as they start: give --weights")
+    started = time.perf_counter()
+    with _bar("train-detector", "loss {task.fields[loss]:.3g}") as bar:
+        task = bar.add_task("train", total=steps, loss=float("nan"))
+        model, loss = train_detector(
+            model,
+            scenes,
+            car_label=car_label,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=where,
+            progress=lambda step, value: bar.update(task, completed=step, loss=value),
+        )
+    wall_s = time.perf_counter() - started
+    command = shlex.join(
+        ["fedleak", "dta", "train-detector", "--data", str(data), "--out", str(out)]
+        + ["--arch", arch, "--steps", str(steps), "--batch-size", str(batch_size)]
+        + ["--lr", str(lr), "--seed", str(seed), "--device", device]
+        + (["--weights", str(weights)] if weights else [])
+    )
+    record = DetectorRecord(
+        arch=arch,
+        size=scenes.config.size,
+        num_classes=num_classes,
+        car_label=car_label,
+        weights=str(weights or ""),
+        data_seed=scenes.config.seed,
+        steps=steps,
+        seed=seed,
+        command=command,
+        train_loss=loss,
+    )
+    save_detector(out, model, record, provenance(seed, where))
+    stdout.print(f"{arch} trained {steps} steps in {wall_s:.1f} s (loss {loss:.3g}) → {out}")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(out),
+                    "arch": arch,
+                    "steps": steps,
+                    "train_loss": None if steps == 0 else loss,
+                    "wall_s": round(wall_s, 3),
+                    "device": str(where),
+                }
+            )
+        )
+
+
+DEFAULT_DTN = Path("runs/dtn.safetensors")
+DEFAULT_DETECTOR = Path("runs/detector.safetensors")
+
+
+@dta_app.command("attack")
+def attack_command(
+    out: Annotated[Path, typer.Option(help="Folder for the pattern, loss curve and renders.")],
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 300,
+    dtn: Annotated[Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn`.")] = (
+        DEFAULT_DTN
+    ),
+    detector: Annotated[
+        Path, typer.Option(help="Checkpoint from `fedleak dta train-detector`.")
+    ] = DEFAULT_DETECTOR,
+    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.05,
+    spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the views, jitter and start pattern.")] = 0,
+    car: Annotated[str, typer.Option(help="Car of the training views.")] = "sedan",
+    as_json: JsonFlag = False,
+) -> None:
+    """Optimise a 16×16 camouflage pattern through the DTN against the detector's car score."""
+    import torch
+
+    from attacks.camouflage.attack import camouflage, render_attack_scenes
+    from attacks.camouflage.detector import load_detector
+    from attacks.camouflage.dtn import load_dtn
+    from attacks.camouflage.figures import plot_losses, save_renders
+    from attacks.camouflage.pattern_file import save_pattern
+    from attacks.camouflage.renderer import sample_scene_views
+    from fedsim.provenance import provenance
+    from fedsim.storage import write_json
+
+    dtn_model, dtn_record = load_dtn(dtn)
+    detector_model, detector_record = load_detector(detector)
+    training_views = sample_scene_views(views, seed, car)
+    started = time.perf_counter()
+    with stderr.status(f"rendering {views} training views"):
+        scenes = render_attack_scenes(training_views, dtn_record.size, spp)
+    with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
+        task = bar.add_task("attack", total=steps, loss=float("nan"))
+        result = camouflage(
+            scenes,
+            dtn_model,
+            detector_model,
+            car_label=detector_record.car_label,
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            progress=lambda step, value: bar.update(task, completed=step, loss=value),
+        )
+    wall_s = time.perf_counter() - started
+    command = shlex.join(
+        ["fedleak", "dta", "attack", "--out", str(out), "--steps", str(steps), "--dtn", str(dtn)]
+        + ["--detector", str(detector), "--views", str(views), "--batch-size", str(batch_size)]
+        + ["--lr", str(lr), "--spp", str(spp), "--seed", str(seed), "--car", car]
+    )
+    tail = result.losses[-max(1, steps // 10) :]
+    summary = {
+        "loss": sum(tail) / len(tail),
+        "initial_loss": result.losses[0],
+        "steps": steps,
+        "wall_s": round(wall_s, 3),
+        "view_seed": seed,
+        "car": car,
+        "dtn": str(dtn),
+        "detector": str(detector),
+        "command": command,
+    }
+    texture = save_pattern(out / "pattern", result.pattern, summary)
+    write_json(out / "loss.json", {"losses": result.losses, **summary})
+    plot_losses(out / "loss.png", result.losses)
+    save_renders(out / "renders.png", result.pattern, scenes, dtn_model, spp)
+    write_json(
+        out / "attack.json", {**summary, "provenance": provenance(seed, torch.device("cpu"))}
+    )
+    stdout.print(
+        f"pattern after {steps} steps in {wall_s:.1f} s: car score "
+        f"{summary['initial_loss']:.3g} → {summary['loss']:.3g} → {texture}"
+    )
+    if as_json:
+        print(json.dumps({"texture": str(texture), **summary}))
+
+
+@dta_app.command("evaluate")
+def evaluate_command(
+    texture: Annotated[
+        str, typer.Option(help="normal (the reference paint), random, or a pattern file.")
+    ] = "normal",
+    views: Annotated[int, typer.Option(help="Held-out views rendered in Mitsuba.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out views (and random's noise).")] = 1,
+    detector: Annotated[
+        Path, typer.Option(help="Checkpoint from `fedleak dta train-detector`.")
+    ] = DEFAULT_DETECTOR,
+    dtn: Annotated[
+        Path | None,
+        typer.Option(help=f"DTN for ap50_through_dtn (default {DEFAULT_DTN}, if it exists)."),
+    ] = None,
+    car: Annotated[str, typer.Option(help="sedan (training car) or van (held out).")] = "sedan",
+    spp: Annotated[int, typer.Option(help="Samples per pixel.")] = 8,
+    distractors: Annotated[int, typer.Option(help="Most background objects per view.")] = 3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Render the texture in Mitsuba on held-out views and score the detector on it (AP@0.5,
+    confidence, attack success), beside the same views through the DTN pipeline."""
+    from attacks.camouflage.detector import load_detector
+    from attacks.camouflage.dtn import load_dtn
+    from attacks.camouflage.evaluation import evaluate_texture
+    from attacks.camouflage.pattern_file import resolve_texture
+    from attacks.camouflage.renderer import sample_scene_views
+    from fedsim.storage import load_metadata
+
+    if views <= 0:
+        raise UserInputError(f"views must be positive, got {views}")
+    pattern = resolve_texture(texture, seed)
+    model, record = load_detector(detector)
+    if car == "sedan" and seed == record.data_seed:
+        raise UserInputError(
+            f"--seed {seed} drew this detector's training scenes; held-out views need another seed"
+        )
+    if pattern is not None and texture.endswith(".safetensors"):
+        made = load_metadata(Path(texture))
+        if made.get("view_seed") == seed and made.get("car") == car:
+            raise UserInputError(
+                f"--seed {seed} drew this pattern's training views; held-out views need another"
+            )
+    dtn_model = None
+    if dtn is not None or DEFAULT_DTN.is_file():
+        dtn_model, _ = load_dtn(dtn or DEFAULT_DTN)
+    held_out = sample_scene_views(views, seed, car, distractors)
+    with stderr.status(f"rendering and detecting {views} held-out views"):
+        scores = evaluate_texture(
+            model, record.car_label, held_out, pattern, size=record.size, spp=spp, dtn=dtn_model
+        )
+    through = scores["ap50_through_dtn"]
+    stdout.print(
+        f"{texture} on {views} held-out {car} views: AP@0.5 {scores['ap50']:.3f} in the renderer"
+        + (f", {through:.3f} through the DTN" if through is not None else " (no DTN)")
+        + f"; mean confidence {scores['mean_confidence']:.3f}, success {scores['success_rate']:.2f}"
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    **scores,
+                    "texture": texture,
+                    "detector": str(detector),
+                    "arch": record.arch,
+                    "car": car,
+                    "seed": seed,
+                    "dtn": str(dtn or DEFAULT_DTN) if dtn_model is not None else None,
+                }
+            )
+        )

@@ -1,0 +1,59 @@
+"""Pictures of an attack run: its loss curve and its pattern on the car, rendered in Mitsuba
+beside the DTN's prediction of the same view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from attacks.camouflage.attack import AttackScenes, dtn_images, rest_jitters
+from attacks.camouflage.dtn import DTN
+from attacks.camouflage.renderer import render_image
+
+# Small renders are drawn this many times larger, one block per pixel.
+UPSCALE = 4
+
+
+def plot_losses(path: Path, losses: list[float]) -> None:
+    """A PNG of the attack's loss (mean highest car score of each step's views) per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 3), dpi=100)
+    axes.plot(range(1, len(losses) + 1), losses)
+    axes.set_xlabel("Adam step")
+    axes.set_ylabel("highest car score (mean of views)")
+    axes.set_ylim(0, 1)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def save_renders(
+    path: Path, pattern: torch.Tensor, scenes: AttackScenes, dtn: DTN, spp: int, count: int = 4
+) -> None:
+    """A PNG grid over the first ``count`` views: the pattern rendered in Mitsuba (top row) and
+    as the DTN pipeline paints it, jitter-free (bottom row)."""
+    chosen = slice(0, min(count, len(scenes.views)))
+    size = scenes.x_ref.shape[-1]
+    real = [render_image(view, pattern, size, spp) for view in scenes.views[chosen]]
+    with torch.no_grad():
+        piped = dtn_images(
+            pattern,
+            dtn.eval(),
+            scenes.x_ref[chosen],
+            scenes.masks[chosen],
+            rest_jitters(scenes.periods[chosen]),
+        )
+    rows = [
+        np.concatenate(real, axis=1),
+        np.concatenate(list(piped.numpy().transpose(0, 2, 3, 1)), axis=1),
+    ]
+    grid = np.rint(np.clip(np.concatenate(rows, axis=0), 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(grid)
+    image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST).save(path)

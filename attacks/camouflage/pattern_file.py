@@ -1,0 +1,68 @@
+"""Camouflage patterns on disk (a safetensors tensor and a PNG of the same 16×16 texels) and the
+textures ``evaluate`` accepts: the normal paint, a random pattern, or a pattern file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from attacks.camouflage.attack import initial_pattern
+from attacks.camouflage.pattern_renders import PATTERN_SIDE
+from fedsim.errors import UserInputError
+from fedsim.storage import load_tensors, save_tensors
+
+NAMED_TEXTURES = ("normal", "random")
+PATTERN_SHAPE = (3, PATTERN_SIDE, PATTERN_SIDE)
+
+
+def save_pattern(stem: Path, pattern: torch.Tensor, meta: dict) -> Path:
+    """Write ``pattern`` (3, 16, 16) sRGB in [0, 1] as ``stem``.safetensors (with ``meta``) and
+    ``stem``.png; return the safetensors path."""
+    path = stem.with_suffix(".safetensors")
+    save_tensors(path, {"pattern": pattern.float()}, meta)
+    texels = np.rint(pattern.detach().cpu().numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+    Image.fromarray(texels).save(stem.with_suffix(".png"))
+    return path
+
+
+def load_pattern(path: Path) -> torch.Tensor:
+    """The (3, 16, 16) sRGB pattern in [0, 1] of a ``.safetensors`` (key ``pattern``) or image
+    file; any other shape or range is refused."""
+    if path.suffix == ".safetensors":
+        tensors, _ = load_tensors(path)
+        if "pattern" not in tensors:
+            raise UserInputError(f"{path} holds no tensor named 'pattern'")
+        pattern = tensors["pattern"].float()
+    else:
+        try:
+            image = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+        except OSError as error:
+            raise UserInputError(f"{path} is not a pattern image: {error}") from None
+        pattern = torch.from_numpy(image.transpose(2, 0, 1).copy())
+    if tuple(pattern.shape) != PATTERN_SHAPE:
+        raise UserInputError(
+            f"{path}: a pattern must be {PATTERN_SHAPE} (channels, rows, columns), "
+            f"got {tuple(pattern.shape)}"
+        )
+    if not torch.isfinite(pattern).all() or pattern.min() < 0 or pattern.max() > 1:
+        raise UserInputError(f"{path}: pattern values must be sRGB in [0, 1]")
+    return pattern
+
+
+def resolve_texture(spec: str, seed: int) -> torch.Tensor | None:
+    """The texture ``spec`` names: None for ``normal`` (the reference paint), seeded uniform
+    noise for ``random`` (the attack's start with the same seed), else a pattern file's."""
+    if spec == "normal":
+        return None
+    if spec == "random":
+        return initial_pattern(seed)
+    path = Path(spec)
+    if not path.is_file():
+        raise UserInputError(
+            f"unknown texture {spec!r}; valid: normal, random, or a pattern file "
+            "(.safetensors or .png, 3×16×16)"
+        )
+    return load_pattern(path)
