@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from apps.cli.app import JsonFlag, app, fmt, stdout
+from fedsim.errors import UserInputError
+
+if TYPE_CHECKING:
+    from fedsim.models import ModelSpec
 
 
 @app.command()
@@ -18,18 +22,28 @@ def models(
 ) -> None:
     """List the registered models with their parameter counts on a dataset."""
     from fedsim.data import get_dataset_spec
-    from fedsim.models import ModelSpec, build_model, count_parameters, model_names
+    from fedsim.models import ModelSpec, model_names
 
     spec = get_dataset_spec(dataset)
     counts = {
-        name: {
-            "parameters": count_parameters(
-                build_model(ModelSpec(name, spec.num_classes, spec.image_shape))
-            )
-        }
+        name: _parameters(ModelSpec(name, spec.num_classes, spec.image_shape))
         for name in model_names()
     }
-    _listing(f"models on {dataset} {spec.image_shape}", counts, as_json)
+    columns = (
+        ("parameters", "unavailable") if any("unavailable" in c for c in counts.values()) else ()
+    )
+    _listing(f"models on {dataset} {spec.image_shape}", counts, as_json, columns=columns)
+
+
+def _parameters(spec: ModelSpec) -> dict[str, int | str]:
+    """The trainable parameter count, or why the model does not fit the dataset (fusion's
+    CIFAR-10 trunks on MNIST)."""
+    from fedsim.models import build_model, count_parameters
+
+    try:
+        return {"parameters": count_parameters(build_model(spec))}
+    except UserInputError as error:
+        return {"unavailable": str(error)}
 
 
 @app.command(name="attacks")
@@ -88,5 +102,5 @@ def _listing(
     for column in columns:
         table.add_column(column)
     for name, row in rows.items():
-        table.add_row(name, *(fmt(row[c]) for c in columns))
+        table.add_row(name, *(fmt(row.get(c, "")) for c in columns))
     stdout.print(table)

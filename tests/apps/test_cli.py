@@ -18,7 +18,17 @@ def test_models_json_lists_parameter_counts(run_cli) -> None:
     assert code == 0
     assert counts["convnet64"] == {"parameters": 2_904_970}
     assert counts["resnet18"] == {"parameters": 11_173_962}
-    assert set(counts) == {"lenet", "convnet64", "resnet18", "mlp", "vit-small"}
+    assert counts["fusion"] == {"parameters": 2 * 128 * 10 + 10}  # the fused head only
+    assert set(counts) == {"lenet", "convnet64", "resnet18", "mlp", "vit-small", "fusion"}
+
+
+def test_models_listing_says_why_fusion_does_not_fit_mnist(run_cli) -> None:
+    code, out, _ = run_cli(["models", "--dataset", "mnist", "--json"])
+
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert code == 0
+    assert "CIFAR-10 trunks" in counts["fusion"]["unavailable"]
+    assert counts["lenet"]["parameters"] > 0
 
 
 @pytest.mark.parametrize(
