@@ -29,6 +29,9 @@ dta_app = typer.Typer(
 )
 app.add_typer(dta_app, name="dta")
 
+DEFAULT_DTN = Path("runs/dtn.safetensors")
+DEFAULT_DETECTOR = Path("runs/detector.safetensors")
+
 
 @dta_app.command("render-dataset")
 def render_dataset_command(
@@ -85,9 +88,7 @@ def render_dataset_command(
 @dta_app.command("train-dtn")
 def train_dtn_command(
     data: Annotated[Path, typer.Option(help="A folder made by `fedleak dta render-dataset`.")],
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = Path(
-        "runs/dtn.safetensors"
-    ),
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = DEFAULT_DTN,
     steps: Annotated[int, typer.Option(min=1, help="Adam steps (cosine-decayed).")] = 2_000,
     batch_size: Annotated[int, typer.Option(min=1, help="(view, colour) pairs per step.")] = 16,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's initial learning rate.")] = 1e-3,
@@ -156,8 +157,8 @@ def train_dtn_command(
 
 @dta_app.command("evaluate-dtn")
 def evaluate_dtn_command(
-    dtn: Annotated[Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn`.")] = Path(
-        "runs/dtn.safetensors"
+    dtn: Annotated[Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn`.")] = (
+        DEFAULT_DTN
     ),
     data: Annotated[
         Path | None, typer.Option(help="A held-out render-dataset folder; else render --views.")
@@ -299,9 +300,7 @@ def train_detector_command(
     data: Annotated[
         Path, typer.Option(help="A folder made by `fedleak dta render-detection-dataset`.")
     ],
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = Path(
-        "runs/detector.safetensors"
-    ),
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = DEFAULT_DETECTOR,
     arch: Annotated[str, typer.Option(help="ssdlite, fcos or fasterrcnn.")] = "ssdlite",
     steps: Annotated[
         int, typer.Option(min=0, help="Adam steps (cosine-decayed); 0 only wraps --weights.")
@@ -388,10 +387,6 @@ def train_detector_command(
                 }
             )
         )
-
-
-DEFAULT_DTN = Path("runs/dtn.safetensors")
-DEFAULT_DETECTOR = Path("runs/detector.safetensors")
 
 
 @dta_app.command("attack")

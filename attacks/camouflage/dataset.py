@@ -85,7 +85,8 @@ def view_path(out: Path, index: int) -> Path:
 
 def open_dataset(out: Path, config: ViewsConfig, command: str = "", storage: str = "") -> list[int]:
     """Write the manifest of ``out`` (or check that the one there describes the same renders)
-    and return the indices of the views not yet rendered.
+    and return the indices of the views not yet rendered; ``storage`` describes the files
+    (default: the triplets').
 
     Views are drawn in sequence from the seed, so a rerun may ask for more views than before.
     """

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attacks.camouflage.dataset import VIEWS_FOLDER, open_dataset, to_uint8, view_path
+from attacks.camouflage.dataset import MANIFEST, VIEWS_FOLDER, open_dataset, to_uint8, view_path
 from attacks.camouflage.pattern_renders import random_pattern
 from attacks.camouflage.renderer import CARS, View, render_image, render_mask, sample_scene_views
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.storage import load_tensors, save_tensors
 
-MANIFEST = "dataset.json"
 # A pixel belongs to the car's box when the car covers more than half of it.
 BOX_COVERAGE = 0.5
 # Pattern block counts a training paint is drawn from: 1 is a flat colour, 16 per-texel noise.
