@@ -20,6 +20,7 @@ from apps.report import (
     GROUND_TRUTH_FILE,
     OBSERVATION_FILE,
     RECONSTRUCTION_FILE,
+    save_stages,
     write_attack_report,
 )
 from apps.scoring import score
@@ -296,11 +297,9 @@ def _write_unscored(
     reconstruction: Reconstruction,
 ) -> dict:
     """Every stage of an attack but its scores; :func:`score_attack_folder` adds them."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, config)
-    observation.save(out / OBSERVATION_FILE)
-    truth.save(out / GROUND_TRUTH_FILE)
-    reconstruction.save(out / RECONSTRUCTION_FILE)
+    save_stages(
+        out, config=config, observation=observation, truth=truth, reconstruction=reconstruction
+    )
     effort = {
         "scored": False,
         "gradient_distance": reconstruction.gradient_distance,

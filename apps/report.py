@@ -19,6 +19,22 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 
 
+def save_stages(
+    out: Path,
+    *,
+    config: dict,
+    observation: Observation,
+    truth: GroundTruth,
+    reconstruction: Reconstruction,
+) -> None:
+    """Save an attack's config, observation, ground truth and reconstruction under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG_FILE, config)
+    observation.save(out / OBSERVATION_FILE)
+    truth.save(out / GROUND_TRUTH_FILE)
+    reconstruction.save(out / RECONSTRUCTION_FILE)
+
+
 def write_attack_report(
     out: Path,
     *,
@@ -29,11 +45,9 @@ def write_attack_report(
     scores: Scores,
 ) -> dict:
     """Save every stage of one attack under ``out`` and return the metrics written."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG_FILE, config)
-    observation.save(out / OBSERVATION_FILE)
-    truth.save(out / GROUND_TRUTH_FILE)
-    reconstruction.save(out / RECONSTRUCTION_FILE)
+    save_stages(
+        out, config=config, observation=observation, truth=truth, reconstruction=reconstruction
+    )
     paired = reconstruction.images[list(scores.pairing)]
     comparison_grid(truth.images, paired, scores.psnr).save(out / GRID_FILE)
     metrics = {
