@@ -25,6 +25,7 @@ from apps.report import (
 )
 from apps.scoring import score
 from attacks import GradientInversion, get_preset
+from attacks.defense_replay import replayed_defenses
 from attacks.engine import ProgressCallback
 from attacks.generators import generator_for
 from attacks.reconstruction import Reconstruction
@@ -64,6 +65,7 @@ class AttackSettings(BaseModel):
     seed: int = 0
     labels: LabelChoice | None = None
     assume_fedsgd: bool = False
+    adaptive: bool = False
     generator: Path | None = None
     defenses: tuple[str, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -78,6 +80,7 @@ class AttackSettings(BaseModel):
             "restarts": self.restarts,
             "label_strategy": self.labels,
             "assume_fedsgd": self.assume_fedsgd or None,
+            "defense_aware": self.adaptive or None,
         }
         return {k: v for k, v in overrides.items() if v is not None}
 
@@ -255,6 +258,9 @@ def _attack_and_report(
             "labels_granted": observation.labels is not None,
             "train_mode": observation.train_mode,
             "defenses": list(observation.defenses),
+            "defenses_replayed": replayed_defenses(observation)
+            if attack_config.defense_aware
+            else [],
             "oracle": "client's true dropout masks (ground truth)" if oracle else None,
         },
         "generator": None if generator_record is None else asdict(generator_record),

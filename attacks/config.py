@@ -59,6 +59,11 @@ class AttackConfig(BaseModel):
     mask_rate_weight: float = Field(
         1e-4, ge=0, description="weight of |(1 − mean mask) − p| per dropout layer"
     )
+    defense_aware: bool = Field(
+        False,
+        description="replay the recorded defenses' known parts (clip bound, pruned zeros, "
+        "quantiser levels) on the dummy update before matching (attacks.defense_replay)",
+    )
     label_strategy: Literal["auto", "given", "idlg", "estimate", "optimize"] = Field(
         "auto", description="how labels are obtained; 'optimize' searches them jointly (DLG)"
     )

@@ -10,6 +10,7 @@ from torch.func import functional_call, grad, replace_all_batch_norm_modules_
 
 from attacks.client_optimizers import client_step
 from attacks.config import AttackConfig
+from attacks.defense_replay import defense_replay
 from attacks.dropout_masks import Masks, mask_rate_penalty
 from attacks.objectives import OBJECTIVES
 from attacks.priors import total_variation
@@ -62,6 +63,7 @@ def gradient_matching_objective(
     buffers = {n: observation.global_state.get(n, b).to(device) for n, b in model.named_buffers()}
     observed = observation.gradient()
     target = [observed[n].to(device) for n in names]
+    replay = defense_replay(observation, target) if config.defense_aware else None
     distance = OBJECTIVES[config.objective]
     steps = 1 if config.assume_fedsgd else observation.local_steps
     step_size, lr = observation.examples_seen // steps, observation.lr
@@ -96,7 +98,8 @@ def gradient_matching_objective(
         dummy: torch.Tensor, soft_labels: torch.Tensor, masks: Masks
     ) -> tuple[torch.Tensor, torch.Tensor]:
         update = client_update(dummy, soft_labels, masks)
-        gap = distance([update[n] for n in names], target)
+        dummy_update = [update[n] for n in names]
+        gap = distance(replay(dummy_update) if replay else dummy_update, target)
         loss = gap + config.tv_weight * total_variation(dummy)
         if config.image_norm_weight:
             loss = loss + config.image_norm_weight * dummy.norm()

@@ -10,7 +10,8 @@ from torch import nn
 
 from defenses.dp_sgd import EPSILON_METRIC, dp_gradient
 from defenses.model_changes import defended_dropout, needs_group_norm
-from defenses.specs import DefenseSpec, DpSgd
+from defenses.soteria import soteria_gradient
+from defenses.specs import DefenseSpec, DpSgd, Soteria
 from defenses.update_transforms import update_transform
 from fedsim.models import ModelSpec
 from fedsim.models.dropout import plugged_masks
@@ -39,8 +40,9 @@ def defend_gradient(
 
     ``inputs`` are the normalised batch the gradient was computed on. ``dp-sgd`` acts during
     training, so it comes first: the gradient is recomputed as Opacus' clipped, noised one
-    (with the same dropout masks) and its ε is kept in the observation's context. The update
-    transforms follow in the order given.
+    (with the same dropout masks) and its ε is kept in the observation's context. Soteria
+    reads the same batch's representation, so it follows; the update transforms come last,
+    in the order given.
     """
     generator = torch.Generator().manual_seed(seed)
     gradient, context = observation.client_update, dict(observation.context)
@@ -50,6 +52,10 @@ def defend_gradient(
             with plugged_masks(model, dropout_masks):
                 gradient, epsilon = dp_gradient(model, inputs, labels, spec.params, generator)
             context[EPSILON_METRIC] = epsilon
+    for spec in specs:
+        if isinstance(spec.params, Soteria):
+            with plugged_masks(model, dropout_masks):
+                gradient = soteria_gradient(model, inputs, gradient, spec.params.fraction)
     transform = update_transform(specs)
     if transform is not None:
         gradient = transform(gradient, generator)

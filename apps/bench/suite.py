@@ -98,6 +98,7 @@ class Settings(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     restarts: int | None = Field(None, ge=1)
     labels: Literal["given", "idlg", "estimate"] | None = None
+    adaptive: bool = Field(False, description="defense-aware matching, as `attack --adaptive`")
     train_mode: bool = False
     classes: tuple[int, ...] | None = Field(None, min_length=1)
     generator: str | None = Field(
@@ -361,6 +362,7 @@ class Suite(BaseModel):
                         time_budget_s=settings.time_budget_s,
                         restarts=settings.restarts,
                         labels=settings.labels,
+                        adaptive=settings.adaptive,
                         generator=settings.generator if uses_generator else None,
                         device=settings.device,
                         federated=settings.federated,
@@ -399,12 +401,15 @@ class Cell(BaseModel):
     generator: str | None
     device: Literal["auto", "cpu", "cuda"]
     federated: Federated | None = None
+    adaptive: bool = False
 
     def config_json(self) -> str:
         """The canonical JSON of this cell: sorted keys, no spaces."""
         values = self.model_dump(mode="json")
         if values["federated"] is None:
             del values["federated"]  # cells without a Flower run keep their earlier ids
+        if not values["adaptive"]:
+            del values["adaptive"]  # likewise cells of attacks that ignore the defenses
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     def generator_file(self) -> Path | None:
@@ -429,6 +434,7 @@ class Cell(BaseModel):
             "restarts": self.restarts,
             "seed": self.seed,
             "labels": self.labels,
+            "adaptive": self.adaptive,
             "generator": self.generator_file(),
             "device": self.device,
         }

@@ -55,6 +55,12 @@ def attack(
     assume_fedsgd: Annotated[
         bool, typer.Option(help="Treat a multi-step update as one gradient (naive view).")
     ] = False,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive", help="Replay the recorded defenses' known parts (clip, prune, ...)."
+        ),
+    ] = False,
     attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
     generator: Annotated[
         Path | None, typer.Option(help="Generator checkpoint for gifd / gan-latent.")
@@ -87,6 +93,7 @@ def attack(
         "seed": seed,
         "labels": labels,
         "assume_fedsgd": assume_fedsgd,
+        "adaptive": adaptive,
         "generator": generator,
         "defenses": tuple(defense or ()),
         "device": device,
