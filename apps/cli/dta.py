@@ -405,6 +405,10 @@ def attack_command(
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the views, jitter and start pattern.")] = 0,
     car: Annotated[str, typer.Option(help="Car of the training views.")] = "sedan",
+    tile_m: Annotated[
+        float | None,
+        typer.Option(help="Metres of car surface one repeat of the pattern covers [renderer's]."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Optimise a 16×16 camouflage pattern through the DTN against the detector's car score."""
@@ -413,18 +417,19 @@ def attack_command(
     from attacks.camouflage.attack import camouflage, render_attack_scenes
     from attacks.camouflage.detector import load_detector
     from attacks.camouflage.dtn import load_dtn
-    from attacks.camouflage.figures import plot_losses, save_renders
+    from attacks.camouflage.figures import plot_curves, save_renders
     from attacks.camouflage.pattern_file import save_pattern
-    from attacks.camouflage.renderer import sample_scene_views
+    from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
     from fedsim.provenance import provenance
     from fedsim.storage import write_json
 
+    tile_m = tile_m or TILE_SIZE_M
     dtn_model, dtn_record = load_dtn(dtn)
     detector_model, detector_record = load_detector(detector)
     training_views = sample_scene_views(views, seed, car)
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
-        scenes = render_attack_scenes(training_views, dtn_record.size, spp)
+        scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m)
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))
         result = camouflage(
@@ -443,29 +448,33 @@ def attack_command(
         ["fedleak", "dta", "attack", "--out", str(out), "--steps", str(steps), "--dtn", str(dtn)]
         + ["--detector", str(detector), "--views", str(views), "--batch-size", str(batch_size)]
         + ["--lr", str(lr), "--spp", str(spp), "--seed", str(seed), "--car", car]
+        + ["--tile-m", str(tile_m)]
     )
-    tail = result.losses[-max(1, steps // 10) :]
+    last = max(1, steps // 10)
     summary = {
-        "loss": sum(tail) / len(tail),
+        "loss": sum(result.losses[-last:]) / last,
+        "car_score": sum(result.scores[-last:]) / last,
         "initial_loss": result.losses[0],
+        "initial_car_score": result.scores[0],
         "steps": steps,
         "wall_s": round(wall_s, 3),
         "view_seed": seed,
         "car": car,
+        "tile_m": tile_m,
         "dtn": str(dtn),
         "detector": str(detector),
         "command": command,
     }
     texture = save_pattern(out / "pattern", result.pattern, summary)
-    write_json(out / "loss.json", {"losses": result.losses, **summary})
-    plot_losses(out / "loss.png", result.losses)
+    write_json(out / "loss.json", {"losses": result.losses, "scores": result.scores, **summary})
+    plot_curves(out / "loss.png", result.losses, result.scores)
     save_renders(out / "renders.png", result.pattern, scenes, dtn_model, spp)
     write_json(
         out / "attack.json", {**summary, "provenance": provenance(seed, torch.device("cpu"))}
     )
     stdout.print(
-        f"pattern after {steps} steps in {wall_s:.1f} s: car score "
-        f"{summary['initial_loss']:.3g} → {summary['loss']:.3g} → {texture}"
+        f"pattern after {steps} steps in {wall_s:.1f} s: mean highest car score "
+        f"{summary['initial_car_score']:.3g} → {summary['car_score']:.3g} → {texture}"
     )
     if as_json:
         print(json.dumps({"texture": str(texture), **summary}))
@@ -488,6 +497,10 @@ def evaluate_command(
     car: Annotated[str, typer.Option(help="sedan (training car) or van (held out).")] = "sedan",
     spp: Annotated[int, typer.Option(help="Samples per pixel.")] = 8,
     distractors: Annotated[int, typer.Option(help="Most background objects per view.")] = 3,
+    tile_m: Annotated[
+        float | None,
+        typer.Option(help="Metres of car surface one repeat of the pattern covers [renderer's]."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Render the texture in Mitsuba on held-out views and score the detector on it (AP@0.5,
@@ -496,11 +509,12 @@ def evaluate_command(
     from attacks.camouflage.dtn import load_dtn
     from attacks.camouflage.evaluation import evaluate_texture
     from attacks.camouflage.pattern_file import resolve_texture
-    from attacks.camouflage.renderer import sample_scene_views
+    from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
     from fedsim.storage import load_metadata
 
     if views <= 0:
         raise UserInputError(f"views must be positive, got {views}")
+    tile_m = tile_m or TILE_SIZE_M
     pattern = resolve_texture(texture, seed)
     model, record = load_detector(detector)
     if car == "sedan" and seed == record.data_seed:
@@ -519,7 +533,14 @@ def evaluate_command(
     held_out = sample_scene_views(views, seed, car, distractors)
     with stderr.status(f"rendering and detecting {views} held-out views"):
         scores = evaluate_texture(
-            model, record.car_label, held_out, pattern, size=record.size, spp=spp, dtn=dtn_model
+            model,
+            record.car_label,
+            held_out,
+            pattern,
+            size=record.size,
+            spp=spp,
+            tile_m=tile_m,
+            dtn=dtn_model,
         )
     through = scores["ap50_through_dtn"]
     stdout.print(
@@ -537,6 +558,7 @@ def evaluate_command(
                     "arch": record.arch,
                     "car": car,
                     "seed": seed,
+                    "tile_m": tile_m,
                     "dtn": str(dtn or DEFAULT_DTN) if dtn_model is not None else None,
                 }
             )

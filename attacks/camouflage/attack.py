@@ -1,7 +1,8 @@
 """DTA's attack: a 16×16 pattern, tiled over each training view's car by the repeated texture
 projection with random jitter, rendered by the DTN, pasted over the original scene
 (x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and optimised with Adam to lower the
-detector's highest car score, averaged over views."""
+detector's highest car score s, averaged over views, through −log(1 − s): the score itself
+saturates near 1 on a confident detector and then gives almost no gradient."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from torch import nn
 from attacks.camouflage.detector import car_confidence
 from attacks.camouflage.dtn import DTN, paste
 from attacks.camouflage.pattern_renders import PATTERN_SIDE, random_pattern
-from attacks.camouflage.renderer import View, periods_per_width, render_image, render_mask
+from attacks.camouflage.renderer import (
+    TILE_SIZE_M,
+    View,
+    periods_per_width,
+    render_image,
+    render_mask,
+)
 from attacks.camouflage.texture import Jitter, project_texture, sample_jitter
 
 # The jitter's scale is drawn within this factor of the renderer's own tiling at each view.
@@ -26,30 +33,36 @@ SCALE_SPREAD = (0.8, 1.25)
 class AttackScenes:
     """The views the attack sees: ``x_ref`` (V, 3, H, W) sRGB in [0, 1] rendered in the
     reference paint (also x_orig, the scene around the car), ``masks`` (V, H, W) car coverage,
-    and ``periods`` (V,) texture repeats per image width as the renderer tiles them."""
+    and ``periods`` (V,) texture repeats per image width as the renderer tiles them, one repeat
+    per ``tile_m`` metres of the car's surface."""
 
     x_ref: torch.Tensor
     masks: torch.Tensor
     periods: torch.Tensor
     views: list[View]
+    tile_m: float
 
 
 @dataclass(frozen=True)
 class AttackResult:
-    """The optimised ``pattern`` (3, 16, 16) sRGB in [0, 1] and the loss (mean highest car
-    score of the batch) after each Adam step."""
+    """The optimised ``pattern`` (3, 16, 16) sRGB in [0, 1], and at each Adam step the loss
+    (mean −log(1 − s) of the batch) and ``scores``, the batch's mean highest car score s."""
 
     pattern: torch.Tensor
     losses: list[float]
+    scores: list[float]
 
 
-def render_attack_scenes(views: list[View], size: int, spp: int) -> AttackScenes:
+def render_attack_scenes(
+    views: list[View], size: int, spp: int, tile_m: float = TILE_SIZE_M
+) -> AttackScenes:
     """Render each view in the reference paint with its car mask, in Mitsuba."""
     return AttackScenes(
         x_ref=image_batch([render_image(view, None, size, spp) for view in views]),
         masks=torch.from_numpy(np.stack([render_mask(view, size) for view in views])),
-        periods=torch.tensor([periods_per_width(view) for view in views]),
+        periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
         views=views,
+        tile_m=tile_m,
     )
 
 
@@ -109,26 +122,29 @@ def camouflage(
     progress: Callable[[int, float], None] | None = None,
 ) -> AttackResult:
     """Optimise a pattern for ``steps`` Adam steps, each on ``batch_size`` training views drawn
-    with replacement under fresh jitter; the pattern is sigmoid(logits), so stays in [0, 1]."""
+    with replacement under fresh jitter; the pattern is sigmoid(logits), so stays in [0, 1].
+    ``progress(step, score)`` follows each step."""
     generator = torch.Generator().manual_seed(seed)
     start = initial_pattern(seed).clamp(0.02, 0.98)
     logits = torch.logit(start).requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
     dtn.eval().requires_grad_(False)
     detector.eval().requires_grad_(False)
-    losses = []
+    losses, scores = [], []
     for step in range(1, steps + 1):
         chosen = torch.randint(len(scenes.views), (batch_size,), generator=generator)
         jitters = view_jitters(generator, scenes.periods[chosen])
         images = dtn_images(
             torch.sigmoid(logits), dtn, scenes.x_ref[chosen], scenes.masks[chosen], jitters
         )
-        loss = car_confidence(detector, images, car_label).mean()
+        confidence = car_confidence(detector, images, car_label)
+        loss = -torch.log1p(-confidence.clamp(max=1 - 1e-6)).mean()
         optimiser.zero_grad(set_to_none=True)
         if loss.requires_grad:  # else the detector found no car in any view: nothing to lower
             loss.backward()
             optimiser.step()
         losses.append(float(loss.detach()))
+        scores.append(float(confidence.detach().mean()))
         if progress:
-            progress(step, losses[-1])
-    return AttackResult(pattern=torch.sigmoid(logits).detach(), losses=losses)
+            progress(step, scores[-1])
+    return AttackResult(pattern=torch.sigmoid(logits).detach(), losses=losses, scores=scores)

@@ -34,8 +34,14 @@ def _ssdlite(num_classes: int, size: int) -> nn.Module:
 
 def _fcos(num_classes: int, size: int) -> nn.Module:
     """FCOS on a MobileNetV3-Large FPN: three levels (strides 16, 32, 64), one point per cell."""
+    # torchvision's default here is FrozenBatchNorm2d, made for pretrained backbones: from random
+    # initialisation it normalises nothing and the deep features collapse to a constant.
     backbone = mobilenet_backbone(
-        backbone_name="mobilenet_v3_large", weights=None, fpn=True, trainable_layers=6
+        backbone_name="mobilenet_v3_large",
+        weights=None,
+        fpn=True,
+        trainable_layers=6,
+        norm_layer=nn.BatchNorm2d,
     )
     anchors = AnchorGenerator(sizes=((16,), (32,), (64,)), aspect_ratios=((1.0,),) * 3)
     return detection.FCOS(

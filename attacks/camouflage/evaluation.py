@@ -16,6 +16,7 @@ from attacks.camouflage.detector import car_detections
 from attacks.camouflage.dtn import DTN
 from attacks.camouflage.renderer import (
     REFERENCE_PAINT,
+    TILE_SIZE_M,
     View,
     periods_per_width,
     render_image,
@@ -77,14 +78,16 @@ def evaluate_texture(
     *,
     size: int,
     spp: int,
+    tile_m: float = TILE_SIZE_M,
     dtn: DTN | None = None,
 ) -> dict[str, float | int | None]:
-    """:func:`detection_scores` of ``texture`` (None: the reference paint; else (3, h, w) sRGB)
-    rendered in Mitsuba on ``views``, and ``ap50_through_dtn``: the same views' reference
-    renders painted with it by the DTN pipeline, jitter-free (None without a DTN)."""
+    """:func:`detection_scores` of ``texture`` (None: the reference paint; else (3, h, w) sRGB,
+    one repeat per ``tile_m`` metres) rendered in Mitsuba on ``views``, and
+    ``ap50_through_dtn``: the same views' reference renders painted with it by the DTN
+    pipeline, jitter-free (None without a DTN)."""
     masks = torch.from_numpy(np.stack([render_mask(view, size) for view in views]))
     targets = [mask_box(mask) for mask in masks]
-    rendered = image_batch([render_image(view, texture, size, spp) for view in views])
+    rendered = image_batch([render_image(view, texture, size, spp, tile_m) for view in views])
     scores: dict[str, float | int | None] = {
         **detection_scores(detect(detector, rendered, car_label), targets),
         "ap50_through_dtn": None,
@@ -96,7 +99,7 @@ def evaluate_texture(
             else image_batch([render_image(v, None, size, spp) for v in views])
         )
         pattern = torch.tensor(REFERENCE_PAINT)[:, None, None] if texture is None else texture
-        periods = torch.tensor([periods_per_width(view) for view in views])
+        periods = torch.tensor([periods_per_width(view, tile_m) for view in views])
         with torch.no_grad():
             piped = dtn_images(pattern, dtn.eval(), x_ref, masks, rest_jitters(periods))
         scores["ap50_through_dtn"] = detection_scores(detect(detector, piped, car_label), targets)[

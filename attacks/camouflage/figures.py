@@ -1,5 +1,5 @@
-"""Pictures of an attack run: its loss curve and its pattern on the car, rendered in Mitsuba
-beside the DTN's prediction of the same view."""
+"""Pictures of an attack run: its loss and car-score curves, and its pattern on the car rendered
+in Mitsuba beside the DTN's prediction of the same view."""
 
 from __future__ import annotations
 
@@ -17,18 +17,23 @@ from attacks.camouflage.renderer import render_image
 UPSCALE = 4
 
 
-def plot_losses(path: Path, losses: list[float]) -> None:
-    """A PNG of the attack's loss (mean highest car score of each step's views) per step."""
+def plot_curves(path: Path, losses: list[float], scores: list[float]) -> None:
+    """A PNG of the attack per step: its loss, −log(1 − s), and s, the mean highest car score
+    of the step's views."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(5, 3), dpi=100)
-    axes.plot(range(1, len(losses) + 1), losses)
-    axes.set_xlabel("Adam step")
-    axes.set_ylabel("highest car score (mean of views)")
-    axes.set_ylim(0, 1)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
+    steps = range(1, len(losses) + 1)
+    left.plot(steps, losses)
+    left.set_ylabel("loss −log(1 − s)")
+    right.plot(steps, scores)
+    right.set_ylabel("highest car score s")
+    right.set_ylim(0, 1)
+    for axes in (left, right):
+        axes.set_xlabel("Adam step")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -41,7 +46,7 @@ def save_renders(
     as the DTN pipeline paints it, jitter-free (bottom row)."""
     chosen = slice(0, min(count, len(scenes.views)))
     size = scenes.x_ref.shape[-1]
-    real = [render_image(view, pattern, size, spp) for view in scenes.views[chosen]]
+    real = [render_image(v, pattern, size, spp, scenes.tile_m) for v in scenes.views[chosen]]
     with torch.no_grad():
         piped = dtn_images(
             pattern,

@@ -45,11 +45,20 @@ def render_view(view: View, texture: Texture = None, size: int = 128, spp: int =
     )
 
 
-def render_image(view: View, texture: Texture = None, size: int = 128, spp: int = 16) -> np.ndarray:
-    """The (H, W, 3) sRGB image in [0, 1] of ``view`` painted with ``texture`` (see render_view)."""
+def render_image(
+    view: View,
+    texture: Texture = None,
+    size: int = 128,
+    spp: int = 16,
+    tile_m: float = TILE_SIZE_M,
+) -> np.ndarray:
+    """The (H, W, 3) sRGB image in [0, 1] of ``view`` painted with ``texture`` (see render_view),
+    one repeat of a pattern covering ``tile_m`` metres of the car's surface."""
     mi = _mitsuba()
     _check_size(size, spp)
-    scene = mi.load_dict(_scene_dict(view, _paint(texture), size, spp))
+    if tile_m <= 0:
+        raise UserInputError(f"tile size must be positive, got {tile_m} m")
+    scene = mi.load_dict(_scene_dict(view, _paint(texture), size, spp, tile_m))
     linear = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
     return np.clip(linear_to_srgb(linear), 0.0, 1.0)
 
@@ -154,8 +163,9 @@ def _check_range(array: np.ndarray) -> None:
         raise UserInputError("texture values must be sRGB in [0, 1]")
 
 
-def _scene_dict(view: View, paint: dict, size: int, spp: int) -> dict:
-    """The Mitsuba scene description of ``view`` with ``paint`` as the car's diffuse colour."""
+def _scene_dict(view: View, paint: dict, size: int, spp: int, tile_m: float = TILE_SIZE_M) -> dict:
+    """The Mitsuba scene description of ``view`` with ``paint`` as the car's diffuse colour, one
+    repeat of it per ``tile_m`` metres of surface."""
     mi = _mitsuba()
     transform = mi.ScalarTransform4f
     pitch, yaw = np.radians(view.pitch_deg), np.radians(view.yaw_deg)
@@ -226,7 +236,7 @@ def _scene_dict(view: View, paint: dict, size: int, spp: int) -> dict:
     }
     for part in car_parts(view.car):
         bsdf = mi.load_dict(bsdfs[part.material])
-        scene[part.name] = _mesh(mi, part.name, part.vertices, part.uvs / TILE_SIZE_M, bsdf)
+        scene[part.name] = _mesh(mi, part.name, part.vertices, part.uvs / tile_m, bsdf)
     return scene
 
 
@@ -253,9 +263,10 @@ def _distractor_shape(mi, distractor: Distractor) -> dict:  # noqa: ANN001
     }
 
 
-def periods_per_width(view: View) -> float:
-    """How many repeats of a texture span the image's width at the car's distance in ``view``."""
-    return 2 * view.distance_m * float(np.tan(np.radians(_FOV_DEG / 2))) / TILE_SIZE_M
+def periods_per_width(view: View, tile_m: float = TILE_SIZE_M) -> float:
+    """How many repeats of a texture, one per ``tile_m`` metres, span the image's width at the
+    car's distance in ``view``."""
+    return 2 * view.distance_m * float(np.tan(np.radians(_FOV_DEG / 2))) / tile_m
 
 
 def _mesh(mi, name: str, vertices: np.ndarray, uvs: np.ndarray, bsdf):  # noqa: ANN001, ANN202

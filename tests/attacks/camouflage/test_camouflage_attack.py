@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -14,6 +16,7 @@ from attacks.camouflage.attack import (
 )
 from attacks.camouflage.detector import CAR_LABEL, car_confidence
 from attacks.camouflage.dtn import DTN
+from attacks.camouflage.renderer import periods_per_width, render_image, sample_views
 
 
 def _score(pattern: torch.Tensor, detector: nn.Module, dtn: DTN, scenes: AttackScenes) -> float:
@@ -54,4 +57,18 @@ def test_dtn_images_are_differentiable_in_the_pattern(attack_scenes: AttackScene
     torch.testing.assert_close(
         images.detach().permute(0, 2, 3, 1)[outside],
         attack_scenes.x_ref.permute(0, 2, 3, 1)[outside],
+    )
+
+
+def test_tile_size_sets_the_pattern_scale_in_renderer_and_pipeline() -> None:
+    view = sample_views(1, 2)[0]
+    pattern = initial_pattern(1)
+    flat = (0.2, 0.5, 0.8)
+
+    assert periods_per_width(view, 1.2) == pytest.approx(periods_per_width(view) / 2)
+    assert not np.array_equal(
+        render_image(view, pattern, 32, 2), render_image(view, pattern, 32, 2, tile_m=2.4)
+    )
+    np.testing.assert_allclose(  # a flat colour looks the same at any tile size
+        render_image(view, flat, 32, 2), render_image(view, flat, 32, 2, tile_m=2.4), atol=1e-6
     )

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 from attacks.camouflage.detection_data import DetectionSet, mask_box
 from attacks.camouflage.detector import (
+    ARCHITECTURES,
     CAR_LABEL,
     COCO_CLASSES,
     DetectorRecord,
@@ -74,3 +76,13 @@ def test_coco_weights_load_from_a_path(tmp_path: Path) -> None:
         load_coco_weights(build_detector("ssdlite", 32), tmp_path / "coco.pth")
     with pytest.raises(UnknownNameError, match="valid: fasterrcnn, fcos, ssdlite"):
         build_detector("yolo", 32)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_trains_its_normalisation(arch: str) -> None:
+    # FrozenBatchNorm2d suits pretrained backbones only: from random initialisation the
+    # model's output would not depend on its input.
+    model = build_detector(arch, 64)
+
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    assert all(p.requires_grad for p in model.backbone.parameters())
