@@ -19,6 +19,9 @@ from apps.bench.goals import evaluate_goal
 from apps.bench.report_spec import ReportSpec
 from fedsim.errors import UserInputError
 
+_OMITTED_DEFAULTS = {"adaptive": False}
+"""Cell fields a cell's canonical JSON leaves out at their default (``Cell.config_json``)."""
+
 REPORT_DIR = "report"
 _DIGITS = {"psnr": 1, "random_psnr": 1, "wall_s": 1, "iterations": 0}
 
@@ -259,7 +262,11 @@ def _suite_report(
     unscored = 0
     for row in members:
         config = _json(row.get("config_json"))
-        values = {k: _hashable(config.get(k, row.get(k))) for k in (*spec.rows, spec.columns) if k}
+        values = {
+            k: _hashable(config.get(k, row.get(k, _OMITTED_DEFAULTS.get(k))))
+            for k in (*spec.rows, spec.columns)
+            if k
+        }
         key = tuple(values[k] for k in spec.rows)
         column = str(values[spec.columns]) if spec.columns else ""
         columns.setdefault(column, None)

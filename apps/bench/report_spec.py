@@ -32,6 +32,7 @@ KEY_FIELDS = (
     "time_budget_s",
     "restarts",
     "labels",
+    "adaptive",
     "generator",
     "device",
 )

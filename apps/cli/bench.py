@@ -43,7 +43,9 @@ def bench(
     context: typer.Context,
     suite: Annotated[
         str | None,
-        typer.Option(help="A built-in suite (quick, dia, gifd, privacy-utility) or a TOML file."),
+        typer.Option(
+            help="A built-in suite (quick, demo, dia, gifd, ...: a wrong name lists all) or a file."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Campaign folder: results.sqlite and cells/<cell_id>/.")

@@ -32,12 +32,16 @@ def write_suite(tmp_path: Path, text: str, name: str = "suite") -> Path:
 
 
 def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
-    quick, dia, gifd = (load_suite(name).cells() for name in ("quick", "dia", "gifd"))
+    quick, dia, gifd, demo = (load_suite(name).cells() for name in ("quick", "dia", "gifd", "demo"))
 
-    assert suite_names() == ["dia", "gifd", "privacy-utility", "quick"]
+    assert suite_names() == ["demo", "dia", "gifd", "privacy-utility", "quick"]
     # quick: 2 defenses × 2 batch sizes × 2 seeds; dia: 2 datasets × 2 models × 3 rates ×
     # 3 attacks × 8 images; gifd: 3 settings (in, ood, ood-mnist) × 3 attacks × (8 + 2) batches.
-    assert (len(quick), len(dia), len(gifd)) == (8, 288, 90)
+    # demo: 8 images at batch 1 and at batch 2.
+    assert (len(quick), len(dia), len(gifd), len(demo)) == (8, 288, 90, 12)
+    assert {(c.model, c.train_mode, c.labels, c.iterations) for c in demo} == {
+        ("resnet18", False, "estimate", 200)
+    }
     assert {c.defense for c in quick} == {"none", "clip:max_norm=1"}
     assert {c.dropout for c in dia} == {0.1, 0.25, 0.5}
     assert {c.attack for c in dia} == {"dia-no-masks", "dia", "wiig"}
@@ -127,7 +131,7 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 
 def test_unknown_suite_names_the_builtins() -> None:
-    valid = "valid: dia, gifd, privacy-utility, quick"
+    valid = "valid: demo, dia, gifd, privacy-utility, quick"
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
     with pytest.raises(UserInputError, match="no suite file 'nowhere/x.toml'"):
