@@ -258,6 +258,9 @@ def render_detection_dataset_command(
     distractors: Annotated[
         int, typer.Option(help="Most background objects per scene (0..N, uniform).")
     ] = 3,
+    paints: Annotated[
+        str, typer.Option(help="patterns (random blocks and noise) or flat (colours only).")
+    ] = "patterns",
     as_json: JsonFlag = False,
 ) -> None:
     """Render detection scenes (the car in random paints and patterns among distractors) with
@@ -265,12 +268,18 @@ def render_detection_dataset_command(
     from attacks.camouflage.detection_data import DetectionConfig, render_scenes
 
     config = DetectionConfig(
-        views=views, size=size, spp=spp, seed=seed, car=car, distractors=distractors
+        views=views,
+        size=size,
+        spp=spp,
+        seed=seed,
+        car=car,
+        distractors=distractors,
+        paints=paints,
     )
     command = shlex.join(
         ["fedleak", "dta", "render-detection-dataset", "--out", str(out), "--views", str(views)]
         + ["--size", str(size), "--spp", str(spp), "--seed", str(seed), "--car", car]
-        + ["--distractors", str(distractors)]
+        + ["--distractors", str(distractors), "--paints", paints]
     )
     started = time.perf_counter()
     with _bar("render-detection-dataset", "scenes") as bar:

@@ -19,8 +19,9 @@ from fedsim.storage import load_tensors, save_tensors
 
 # A pixel belongs to the car's box when the car covers more than half of it.
 BOX_COVERAGE = 0.5
-# Pattern block counts a training paint is drawn from: 1 is a flat colour, 16 per-texel noise.
-PATTERN_CELLS = (1, 2, 4, 8, 16)
+# Pattern block counts a training paint is drawn from: 1 is a flat colour, 16 per-texel noise;
+# "flat" scenes keep to flat colours, a detector that has never seen a patterned car.
+PAINT_CELLS = {"patterns": (1, 2, 4, 8, 16), "flat": (1,)}
 STORAGE = (
     "one safetensors file per scene: image (3, H, W) uint8 sRGB, boxes (B, 4) float32 xyxy "
     "pixels (B = 0 where no pixel is mostly car); the view and its paint in its metadata"
@@ -30,7 +31,8 @@ STORAGE = (
 @dataclass(frozen=True)
 class DetectionConfig:
     """``views`` scenes of ``car`` drawn from ``seed`` with up to ``distractors`` background
-    objects each, the car in its reference paint or a random pattern, ``size``² pixels, ``spp``."""
+    objects each, the car in its reference paint or a random paint of kind ``paints`` (see
+    PAINT_CELLS), ``size``² pixels, ``spp``."""
 
     views: int
     size: int = 64
@@ -38,6 +40,7 @@ class DetectionConfig:
     seed: int = 0
     car: str = "sedan"
     distractors: int = 3
+    paints: str = "patterns"
 
     def __post_init__(self) -> None:
         for name in ("views", "spp"):
@@ -49,6 +52,8 @@ class DetectionConfig:
             raise UserInputError(f"distractors must be ≥ 0, got {self.distractors}")
         if self.car not in CARS:
             raise UnknownNameError("car", self.car, CARS)
+        if self.paints not in PAINT_CELLS:
+            raise UnknownNameError("paints", self.paints, PAINT_CELLS)
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,12 @@ def mask_box(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def scene_paint(config: DetectionConfig, index: int) -> np.ndarray | None:
-    """Scene ``index``'s paint, seeded per scene: the reference paint (None) one time in six,
-    else a (16, 16, 3) random pattern of 1, 2, 4, 8 or 16 blocks a side."""
+    """Scene ``index``'s paint, seeded per scene: the reference paint (None) or a (16, 16, 3)
+    random pattern of one of the config's block counts a side, all equally likely."""
+    cells = PAINT_CELLS[config.paints]
     rng = np.random.default_rng([config.seed, index, 2])
-    choice = int(rng.integers(len(PATTERN_CELLS) + 1))
-    return None if choice == len(PATTERN_CELLS) else random_pattern(rng, PATTERN_CELLS[choice])
+    choice = int(rng.integers(len(cells) + 1))
+    return None if choice == len(cells) else random_pattern(rng, cells[choice])
 
 
 def scene_views(config: DetectionConfig) -> list[View]:

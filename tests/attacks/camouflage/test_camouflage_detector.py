@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from attacks.camouflage.detection_data import DetectionSet, mask_box
+from attacks.camouflage.detection_data import (
+    DetectionConfig,
+    DetectionSet,
+    mask_box,
+    scene_paint,
+)
 from attacks.camouflage.detector import (
     ARCHITECTURES,
     CAR_LABEL,
@@ -45,6 +51,20 @@ def test_scenes_hold_distractors_and_one_car_box_each(scenes: DetectionSet) -> N
     assert mask_box(render_mask(busy, 32)).tolist() == scenes.boxes[views.index(busy)].tolist()
     assert all(len(boxes) == 1 for boxes in scenes.boxes)
     assert scenes.images.shape == (16, 3, 32, 32)
+
+
+def test_flat_scenes_never_show_a_pattern() -> None:
+    flat = DetectionConfig(views=30, paints="flat")
+    paints = [scene_paint(flat, index) for index in range(30)]
+    patterned = [scene_paint(DetectionConfig(views=30), index) for index in range(30)]
+
+    assert any(paint is None for paint in paints)
+    assert all(paint is None or np.ptp(paint.reshape(-1, 3), axis=0).max() == 0 for paint in paints)
+    assert any(
+        paint is not None and np.ptp(paint.reshape(-1, 3), axis=0).max() > 0 for paint in patterned
+    )
+    with pytest.raises(UnknownNameError, match="unknown paints 'camo'"):
+        DetectionConfig(views=1, paints="camo")
 
 
 def test_trained_detector_follows_its_input_and_round_trips(
