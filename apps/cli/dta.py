@@ -140,19 +140,8 @@ def train_dtn_command(
         train_loss=loss,
     )
     save_dtn(out, model, record, provenance(seed, where))
-    stdout.print(f"DTN trained {steps} steps in {wall_s:.1f} s (car-pixel MSE {loss:.3g}) → {out}")
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "checkpoint": str(out),
-                    "steps": steps,
-                    "train_loss": loss,
-                    "wall_s": round(wall_s, 3),
-                    "device": str(where),
-                }
-            )
-        )
+    summary = {"checkpoint": str(out), "steps": steps, "train_loss": loss}
+    _report_trained(f"DTN (car-pixel MSE {loss:.3g})", summary, wall_s, where, as_json)
 
 
 @dta_app.command("evaluate-dtn")
@@ -223,6 +212,16 @@ def evaluate_dtn_command(
                 }
             )
         )
+
+
+def _report_trained(
+    what: str, summary: dict[str, object], wall_s: float, where: object, as_json: bool
+) -> None:
+    """The closing line of a training command and, with --json, its JSON line."""
+    steps, out = summary["steps"], summary["checkpoint"]
+    stdout.print(f"{what} trained {steps} steps in {wall_s:.1f} s → {out}")
+    if as_json:
+        print(json.dumps({**summary, "wall_s": round(wall_s, 3), "device": str(where)}))
 
 
 def _scores_line(scores: dict[str, float | int]) -> str:
@@ -382,20 +381,9 @@ def train_detector_command(
         train_loss=loss,
     )
     save_detector(out, model, record, provenance(seed, where))
-    stdout.print(f"{arch} trained {steps} steps in {wall_s:.1f} s (loss {loss:.3g}) → {out}")
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "checkpoint": str(out),
-                    "arch": arch,
-                    "steps": steps,
-                    "train_loss": None if steps == 0 else loss,
-                    "wall_s": round(wall_s, 3),
-                    "device": str(where),
-                }
-            )
-        )
+    summary = {"checkpoint": str(out), "arch": arch, "steps": steps}
+    summary["train_loss"] = None if steps == 0 else loss
+    _report_trained(f"{arch} (loss {loss:.3g})", summary, wall_s, where, as_json)
 
 
 @dta_app.command("attack")
