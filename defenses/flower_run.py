@@ -17,6 +17,7 @@ from flwr.serverapp.strategy import (
 from defenses.dp_sgd import dp_sgd_trainer
 from defenses.model_changes import defended_dropout, needs_group_norm
 from defenses.secagg.flower import FlowerSecAgg
+from defenses.soteria import soteria_transform
 from defenses.specs import (
     DefenseSpec,
     DpSgd,
@@ -24,6 +25,7 @@ from defenses.specs import (
     FlowerFixedClipping,
     LocalDp,
     SecAgg,
+    Soteria,
     parse_defenses,
 )
 from defenses.update_transforms import update_transform
@@ -40,8 +42,9 @@ def defend_run(config: SimulationConfig) -> tuple[SimulationConfig, DefenseHooks
     """The run to start under ``config.defenses`` and the hooks fedsim applies.
 
     Model changes (a dropout rate, GroupNorm for DP) go into the returned config so that
-    server, clients and attackers build the same model; update transforms act in the order
-    given, after local training; Flower's DP wrappers wrap FedAvg in the order given.
+    server, clients and attackers build the same model; after local training Soteria prunes
+    the update's last-layer columns, then the update transforms act in the order given;
+    Flower's DP wrappers wrap FedAvg in the order given.
     """
     specs = parse_defenses(config.defenses, "simulate")
     config = config.model_copy(
@@ -70,9 +73,11 @@ def defend_run(config: SimulationConfig) -> tuple[SimulationConfig, DefenseHooks
         wrapper = _strategy_wrapper(spec)
         if wrapper is not None:
             wrappers.append(wrapper)
+    representation = [soteria_transform(s.params) for s in specs if isinstance(s.params, Soteria)]
     hooks = DefenseHooks(
         names=config.defenses,
         train=trainers[0] if trainers else None,
+        protect_representation=representation[0] if representation else None,
         protect_update=update_transform(specs),
         client_mods=tuple(mods),
         wrap_strategy=_chain(wrappers) if wrappers else None,

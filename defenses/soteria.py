@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from defenses.specs import Soteria
+from fedsim.flower.defense_hooks import RepresentationDefense, UpdateTransform
+
 _SCORE_OFFSET = 0.1  # keeps near-zero features from dominating, as in the authors' code
 
 
@@ -54,3 +57,14 @@ def soteria_gradient(
     defended = gradient[weight].clone()
     defended[:, pruned] = 0
     return {**gradient, weight: defended}
+
+
+def soteria_transform(params: Soteria) -> RepresentationDefense:
+    """A Flower client's Soteria: from the received model and the round's normalised inputs,
+    the update transform that zeroes the pruned columns (a multi-step update is pruned by
+    the scores at the received weights, over every image of the round)."""
+
+    def build(model: nn.Module, inputs: torch.Tensor) -> UpdateTransform:
+        return lambda update, _generator: soteria_gradient(model, inputs, update, params.fraction)
+
+    return build

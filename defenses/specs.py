@@ -111,7 +111,7 @@ _REGISTRY: dict[str, _Entry] = {
     "gaussian": _Entry(Gaussian, ("simulate", "attack")),
     "prune": _Entry(Prune, ("simulate", "attack")),
     "quantize": _Entry(Quantize, ("simulate", "attack")),
-    "soteria": _Entry(Soteria, ("attack",)),
+    "soteria": _Entry(Soteria, ("simulate", "attack")),
     "dp-sgd": _Entry(DpSgd, ("simulate", "attack")),
     "dropout": _Entry(Dropout, ("simulate", "attack")),
     "flower-dp-client": _Entry(FlowerFixedClipping, ("simulate",)),
@@ -165,7 +165,10 @@ def parse_defense(text: str, stage: Stage = "simulate") -> DefenseSpec:
         raise UnknownNameError("defense", name, _REGISTRY)
     entry = _REGISTRY[name]
     if stage not in entry.stages:
-        raise UserInputError(_STAGE_ERRORS[stage].format(name=name))
+        raise UserInputError(
+            f"defense {name!r} acts on a federated run (aggregation or Flower mods), not on a "
+            f"single FedSGD gradient; use it with `fedleak simulate`, then attack the capture"
+        )
     values = {}
     for part in filter(None, (p.strip() for p in arguments.split(","))):
         key, equals, value = part.partition("=")
@@ -198,14 +201,6 @@ def parse_defenses(texts: tuple[str, ...] | list[str], stage: Stage) -> tuple[De
     if twice:
         raise UserInputError(f"defense {twice[0]!r} given twice; give each defense once")
     return specs
-
-
-_STAGE_ERRORS: dict[Stage, str] = {
-    "attack": "defense {name!r} acts on a federated run (aggregation or Flower mods), not on a "
-    "single FedSGD gradient; use it with `fedleak simulate`, then attack the capture",
-    "simulate": "defense {name!r} acts on one FedSGD gradient and its inputs, not yet on a "
-    "Flower run; use it with `fedleak attack` or in a bench cell",
-}
 
 
 def _usage(name: str) -> str:

@@ -15,6 +15,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
+from fedsim.data import normalize
 from fedsim.errors import UserInputError
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.defense_hooks import Defend, DefenseHooks, UpdateTransform, undefended
@@ -133,9 +134,15 @@ def train_on_partition(
                 state=context.state,
             )
     state = model.state_dict()
-    if hooks.protect_update is not None:
+    protects = [] if hooks.protect_update is None else [hooks.protect_update]
+    if hooks.protect_representation is not None:
+        reference = build_model(run.model_spec())
+        reference.load_state_dict(received)
+        inputs = normalize(torch.cat([images for images, _ in batches]), data.spec)
+        protects.insert(0, hooks.protect_representation(reference.eval(), inputs))
+    if protects:
         seed = defense_seed(run.seed, server_round, partition_id)
-        state = _protected(state, received, model, hooks.protect_update, seed)
+        state = _protected(state, received, model, protects, seed)
     if hooks.secure_aggregation is None:
         arrays = to_array_record(state)
     else:
@@ -163,13 +170,16 @@ def _protected(
     state: dict[str, torch.Tensor],
     received: dict[str, torch.Tensor],
     model: torch.nn.Module,
-    protect: UpdateTransform,
+    protects: list[UpdateTransform],
     seed: int,
 ) -> dict[str, torch.Tensor]:
-    """The state to send: received parameters plus the defended update; buffers as trained."""
+    """The state to send: received parameters plus the update defended by ``protects`` in
+    order (one generator for all); buffers as trained."""
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    update = {name: state[name] - received[name] for name in trainable}
-    protected = protect(update, torch.Generator().manual_seed(seed))
+    protected = {name: state[name] - received[name] for name in trainable}
+    generator = torch.Generator().manual_seed(seed)
+    for protect in protects:
+        protected = protect(protected, generator)
     return {**state, **{name: received[name] + protected[name] for name in trainable}}
 
 

@@ -50,6 +50,10 @@ class LocalTrainer(Protocol):
 UpdateTransform = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
 """Changes a client's update (returned − received parameters) before it leaves the client."""
 
+RepresentationDefense = Callable[[nn.Module, torch.Tensor], UpdateTransform]
+"""Builds a client's update transform from the model it received (eval mode) and the round's
+normalised inputs (Soteria prunes what that model's last layer reads of them)."""
+
 StrategyWrapper = Callable[[Strategy, int], Strategy]
 """Wraps the server's strategy (e.g. Flower's central DP); gets the clients per round."""
 
@@ -92,6 +96,7 @@ class DefenseHooks:
 
     names: tuple[str, ...] = ()
     train: LocalTrainer | None = None
+    protect_representation: RepresentationDefense | None = None
     protect_update: UpdateTransform | None = None
     client_mods: tuple[Mod, ...] = ()
     wrap_strategy: StrategyWrapper | None = None

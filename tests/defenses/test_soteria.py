@@ -9,7 +9,9 @@ from defenses.soteria import defended_layer, feature_scores, soteria_gradient
 from defenses.specs import parse_defense
 from fedsim.errors import UserInputError
 from fedsim.fedsgd import client_gradient
+from fedsim.flower.run_dir import observation_path
 from fedsim.models import ModelSpec, build_model
+from fedsim.observation import Observation
 
 
 @pytest.mark.parametrize("name", ["mlp", "lenet"])
@@ -51,6 +53,21 @@ def test_a_bad_fraction_is_one_line(text: str) -> None:
         parse_defense(text, "attack")
 
 
-def test_soteria_is_refused_on_a_flower_run_in_one_line() -> None:
-    with pytest.raises(UserInputError, match="not yet on a Flower run"):
-        parse_defense("soteria:fraction=0.5", "simulate")
+def test_soteria_in_a_flower_run_prunes_the_last_layer_columns_of_every_update(
+    simulated_run,
+) -> None:
+    run = simulated_run(
+        "soteria",
+        ["--model", "mlp", "--clients", "2", "--rounds", "1", "--batch-size", "2"]
+        + ["--local-steps", "2", "--defense", "soteria:fraction=0.5"],
+    )
+
+    for client in (0, 1):
+        observation = Observation.load(observation_path(run, 1, client))
+        assert observation.defenses == ("soteria:fraction=0.5",)
+        update = observation.gradient()
+        layer = defended_layer(build_model(observation.model))
+        zero_columns = (update[f"{layer}.weight"] == 0).all(dim=0)
+        assert int(zero_columns.sum()) == update[f"{layer}.weight"].shape[1] // 2
+        others = [t for n, t in update.items() if n != f"{layer}.weight"]
+        assert all(t.abs().sum() > 0 for t in others)
