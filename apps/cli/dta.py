@@ -5,20 +5,15 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from apps.cli.app import JsonFlag, app, stderr, stdout
+from apps.progress import job_bar
 from fedsim.errors import UserInputError
 
 dta_app = typer.Typer(
@@ -30,6 +25,7 @@ dta_app = typer.Typer(
 app.add_typer(dta_app, name="dta")
 
 DEFAULT_DTN = Path("runs/dtn.safetensors")
+T = TypeVar("T")
 DEFAULT_DETECTOR = Path("runs/detector.safetensors")
 
 
@@ -110,10 +106,10 @@ def train_dtn_command(
     triplets = load_triplets(data)
     if width % 8:
         raise UserInputError(f"width must be a multiple of 8 (group norm), got {width}")
-    started = time.perf_counter()
-    with _bar("train-dtn", "loss {task.fields[loss]:.3g}") as bar:
-        task = bar.add_task("train", total=steps, loss=float("nan"))
-        model, loss = train_dtn(
+    model, loss, wall_s = _train_with_bar(
+        "train-dtn",
+        steps,
+        lambda progress: train_dtn(
             triplets,
             steps=steps,
             batch_size=batch_size,
@@ -121,9 +117,9 @@ def train_dtn_command(
             width=width,
             seed=seed,
             device=where,
-            progress=lambda step, value: bar.update(task, completed=step, loss=value),
-        )
-    wall_s = time.perf_counter() - started
+            progress=progress,
+        ),
+    )
     command = shlex.join(
         ["fedleak", "dta", "train-dtn", "--data", str(data), "--out", str(out)]
         + ["--steps", str(steps), "--batch-size", str(batch_size), "--lr", str(lr)]
@@ -214,6 +210,17 @@ def evaluate_dtn_command(
         )
 
 
+def _train_with_bar(
+    label: str, steps: int, train: Callable[[Callable[[int, float], None]], tuple[T, float]]
+) -> tuple[T, float, float]:
+    """Run ``train(progress)`` under a step bar showing the loss: (model, loss, wall seconds)."""
+    started = time.perf_counter()
+    with _bar(label, "loss {task.fields[loss]:.3g}") as bar:
+        task = bar.add_task("train", total=steps, loss=float("nan"))
+        model, loss = train(lambda step, value: bar.update(task, completed=step, loss=value))
+    return model, loss, time.perf_counter() - started
+
+
 def _report_trained(
     what: str, summary: dict[str, object], wall_s: float, where: object, as_json: bool
 ) -> None:
@@ -231,15 +238,7 @@ def _scores_line(scores: dict[str, float | int]) -> str:
 
 def _bar(label: str, field: str) -> Progress:
     """A rich bar for a counted job (views, steps), with one live field."""
-    return Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(field),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-    )
+    return job_bar(label, MofNCompleteColumn(), TextColumn(field), console=stderr)
 
 
 @dta_app.command("render-detection-dataset")
@@ -347,10 +346,10 @@ def train_detector_command(
         load_coco_weights(model, weights)
     elif steps == 0:
         raise UserInputError("--steps 0 keeps the weights as they start: give --weights")
-    started = time.perf_counter()
-    with _bar("train-detector", "loss {task.fields[loss]:.3g}") as bar:
-        task = bar.add_task("train", total=steps, loss=float("nan"))
-        model, loss = train_detector(
+    model, loss, wall_s = _train_with_bar(
+        "train-detector",
+        steps,
+        lambda progress: train_detector(
             model,
             scenes,
             car_label=car_label,
@@ -359,9 +358,9 @@ def train_detector_command(
             lr=lr,
             seed=seed,
             device=where,
-            progress=lambda step, value: bar.update(task, completed=step, loss=value),
-        )
-    wall_s = time.perf_counter() - started
+            progress=progress,
+        ),
+    )
     command = shlex.join(
         ["fedleak", "dta", "train-detector", "--data", str(data), "--out", str(out)]
         + ["--arch", arch, "--steps", str(steps), "--batch-size", str(batch_size)]

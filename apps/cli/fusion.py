@@ -11,17 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, ProgressColumn, TextColumn
 from rich.table import Table
 
 from apps.cli.app import JsonFlag, app, fmt, stderr, stdout
+from apps.progress import job_bar
 from fedsim.errors import FedleakError, UnknownNameError
 
 fusion_app = typer.Typer(
@@ -45,16 +39,7 @@ def _progress(label: str, *columns: ProgressColumn) -> Iterator[Callable[..., No
         def advance(completed: float, total: float, **fields: float) -> None:
             nonlocal bar
             if bar is None:
-                bar = stack.enter_context(
-                    Progress(
-                        TextColumn(f"[bold]{label}"),
-                        BarColumn(),
-                        *columns,
-                        TimeElapsedColumn(),
-                        TimeRemainingColumn(),
-                        console=stderr,
-                    )
-                )
+                bar = stack.enter_context(job_bar(label, *columns, console=stderr))
                 bar.add_task(label, total=total, **fields)
             bar.update(bar.task_ids[0], completed=completed, **fields)
 

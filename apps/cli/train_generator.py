@@ -48,15 +48,10 @@ def train_generator_command(
 ) -> None:
     """Train a generator whose stages GIFD searches; write it and a sample grid beside it."""
     import torch
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
     from torchvision.utils import save_image
 
+    from apps.progress import job_bar
     from attacks.generators import GeneratorRecord, save_generator
     from attacks.generators.training import train_generator
     from fedsim.data import load_dataset
@@ -71,14 +66,10 @@ def train_generator_command(
             f"--classes {unknown} not in {dataset}; valid: 0..{data.spec.num_classes - 1}"
         )
     columns = (
-        TextColumn("[bold]train-generator"),
-        BarColumn(),
         TextColumn("{task.percentage:>3.0f}%  critic {task.fields[critic]:.3f}"),
         TextColumn("generator {task.fields[generator]:.3f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
     )
-    with Progress(*columns, console=stderr) as bar:
+    with job_bar("train-generator", *columns, console=stderr) as bar:
         task = bar.add_task("train", total=1.0, critic=0.0, generator=0.0)
         generator = train_generator(
             data,
