@@ -16,6 +16,7 @@ from defenses.specs import Soteria
 from fedsim.flower.defense_hooks import RepresentationDefense, UpdateTransform
 
 _SCORE_OFFSET = 0.1  # keeps near-zero features from dominating, as in the authors' code
+_GRADIENT_ELEMENTS = 2**26  # input-gradient entries held at once (256 MB of float32)
 
 
 def defended_layer(model: nn.Module) -> str:
@@ -39,9 +40,17 @@ def feature_scores(model: nn.Module, inputs: torch.Tensor, layer: str) -> torch.
         hook.remove()
     features = captured[0].flatten(1)
     width = features.shape[1]
-    basis = torch.eye(width, dtype=features.dtype).unsqueeze(1).expand(width, *features.shape)
-    (sensitivity,) = torch.autograd.grad(features, inputs, basis, is_grads_batched=True)
-    per_sample = sensitivity.flatten(2).norm(dim=2).T  # (batch, features)
+    # One batched backward per chunk of features: the chunk's input gradients stay in memory.
+    chunk = max(1, _GRADIENT_ELEMENTS // inputs.numel())
+    norms = []
+    for start in range(0, width, chunk):
+        basis = torch.eye(width, dtype=features.dtype)[start : start + chunk]
+        outputs = basis.unsqueeze(1).expand(len(basis), *features.shape)
+        (sensitivity,) = torch.autograd.grad(
+            features, inputs, outputs, retain_graph=True, is_grads_batched=True
+        )
+        norms.append(sensitivity.flatten(2).norm(dim=2))
+    per_sample = torch.cat(norms).T  # (batch, features)
     return (per_sample / (features.detach().abs() + _SCORE_OFFSET)).sum(0)
 
 
