@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from apps.bench.images import image_indices
 from attacks import metrics
@@ -46,47 +47,38 @@ def evaluate(
     median PSNR (dB), SSIM, ST-LPIPS and LPIPS over the images; JSON-ready."""
     if request.crafted_on not in HEADS:
         raise UnknownNameError("head", request.crafted_on, HEADS)
-    if request.images < 1:
-        raise UserInputError(f"--images must be at least 1; got {request.images}")
-    spec = get_dataset_spec(DATASET)
     model = load_fusion(request.checkpoint_dir, heads_file=request.heads_file).to(device)
-    indices = image_indices(DATASET, request.images, request.seed)
-    data = load_dataset(DATASET, "test")
+    clean, labels = held_out_images(request.images, request.seed)
     crafted_on = HeadClassifier(model, request.crafted_on).eval()
-    torch.manual_seed(request.seed)  # PGD's random start
     started = time.perf_counter()
-    correct = {(head, state): [] for head in HEADS for state in ("clean", "perturbed")}
-    visibility = _Visibility()
-    all_labels = []
-    for start in range(0, len(indices), request.batch_size):
-        clean, labels = data.images(indices[start : start + request.batch_size])
-        clean, labels = clean.to(device), labels.to(device)
-        perturbed = perturb(request.perturbation, clean, labels, crafted_on, spec.mean, spec.std)
-        for state, images in (("clean", clean), ("perturbed", perturbed)):
-            for head, hits in _hits(model, normalize(images, spec)).items():
-                correct[head, state].append((hits == labels).cpu())
-        all_labels.append(labels.cpu())
-        visibility.add(perturbed.cpu(), clean.cpu())
-        if progress is not None:
-            progress(min(start + request.batch_size, len(indices)), len(indices))
-    wall_s = time.perf_counter() - started
-    labels = torch.cat(all_labels)
-    heads = {
-        head: _head_summary(
-            torch.cat(correct[head, "clean"]), torch.cat(correct[head, "perturbed"]), labels
-        )
-        for head in HEADS
+    perturbed = craft(
+        request.perturbation,
+        clean,
+        labels,
+        crafted_on,
+        device,
+        request.batch_size,
+        request.seed,
+        progress,
+    )
+    clean_hits = {
+        head: hits == labels
+        for head, hits in predictions(model, clean, device, request.batch_size).items()
     }
+    hits = predictions(model, perturbed, device, request.batch_size)
+    heads = {head: _head_summary(clean_hits[head], hits[head] == labels, labels) for head in HEADS}
+    medians, _ = visibility(perturbed, clean, request.batch_size)
+    wall_s = time.perf_counter() - started
     return {
         "perturbation": str(request.perturbation),
         "crafted_on": request.crafted_on if request.perturbation.needs_gradients else None,
         "heads_file": request.heads_file,
         **heads,
-        **visibility.summary(),
-        "images": len(indices),
+        **medians,
+        "images": len(labels),
         "seed": request.seed,
         "wall_s": round(wall_s, 2),
-        "images_per_s": round(len(indices) / wall_s, 2),
+        "images_per_s": round(len(labels) / wall_s, 2),
     }
 
 
@@ -113,24 +105,112 @@ class _Visibility:
         return {**medians, "lpips_unavailable": self.lpips_unavailable}
 
 
-@torch.no_grad()
-def _hits(model: ContextualFusion, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    logits = model.head_logits(*model.features(images))
-    return {head: logits[head].argmax(1) for head in HEADS}
-
-
 def _head_summary(
     clean: torch.Tensor, perturbed: torch.Tensor, labels: torch.Tensor
 ) -> dict[str, object]:
-    per_class = [
-        float(perturbed[labels == c].float().mean()) if (labels == c).any() else None
-        for c in range(int(labels.max()) + 1)
-    ]
     return {
         "clean_accuracy": float(clean.float().mean()),
         "accuracy": float(perturbed.float().mean()),
-        "per_class_accuracy": per_class,
+        "per_class_accuracy": per_class(perturbed, labels, int(labels.max()) + 1),
     }
+
+
+FLOWER_HEADS_FILE = "heads-flower.safetensors"
+"""The heads a ``fedleak simulate --model fusion`` run ended with (its fused head trained)."""
+MODEL_FORMS = "object, context, fused, fused-alpha-A (A > 0), fused-flower"
+
+
+def model_heads(name: str) -> tuple[str, str]:
+    """A benchmarked model's heads file and head: ``object`` / ``context`` / ``fused`` (the
+    α = 0 heads), ``fused-alpha-A`` (the fused head trained with α = A), ``fused-flower``."""
+    from defenses.fusion.heads import heads_file
+
+    if name in HEADS:
+        return heads_file(0.0), name
+    if name == "fused-flower":
+        return FLOWER_HEADS_FILE, "fused"
+    prefix, _, alpha = name.partition("fused-alpha-")
+    try:
+        value = float(alpha)
+    except ValueError:
+        value = -1.0
+    if prefix or not value > 0 or not math.isfinite(value):
+        raise UserInputError(f"unknown fusion model {name!r}; valid: {MODEL_FORMS}")
+    return heads_file(value), "fused"
+
+
+def held_out_images(images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``images`` of seed ``seed``'s permutation of the test split: [N, 3, 32, 32]
+    pixels in [0, 1] and labels [N]."""
+    if images < 1:
+        raise UserInputError(f"images must be at least 1; got {images}")
+    return load_dataset(DATASET, "test").images(image_indices(DATASET, images, seed))
+
+
+def craft(
+    perturbation: Perturbation,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    crafted_on: nn.Module | None,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """The perturbed images [N, 3, 32, 32] in [0, 1] on the CPU, crafted batch by batch after
+    seeding torch with ``seed`` (PGD's random starts); ``crafted_on`` reads normalised images
+    (None for ``none`` and blur)."""
+    spec = get_dataset_spec(DATASET)
+    torch.manual_seed(seed)
+    parts = []
+    for start in range(0, len(labels), batch_size):
+        rows = slice(start, start + batch_size)
+        batch = perturb(
+            perturbation,
+            clean[rows].to(device),
+            labels[rows].to(device),
+            crafted_on,
+            spec.mean,
+            spec.std,
+        )
+        parts.append(batch.cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(labels)), len(labels))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def predictions(
+    model: ContextualFusion, images: torch.Tensor, device: torch.device, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """Each head's predicted classes [N] (on the CPU) for [0, 1] images [N, 3, 32, 32]."""
+    spec = get_dataset_spec(DATASET)
+    parts: dict[str, list[torch.Tensor]] = {head: [] for head in HEADS}
+    for start in range(0, len(images), batch_size):
+        batch = normalize(images[start : start + batch_size].to(device), spec)
+        for head, logits in model.head_logits(*model.features(batch)).items():
+            parts[head].append(logits.argmax(1).cpu())
+    return {head: torch.cat(found) for head, found in parts.items()}
+
+
+def visibility(
+    perturbed: torch.Tensor, clean: torch.Tensor, batch_size: int
+) -> tuple[dict[str, float | str | None], dict[str, list[float]]]:
+    """Medians of PSNR (dB), SSIM, ST-LPIPS and LPIPS-alex of perturbed vs clean, and the
+    per-image values."""
+    scores = _Visibility()
+    for start in range(0, len(clean), batch_size):
+        rows = slice(start, start + batch_size)
+        scores.add(perturbed[rows], clean[rows])
+    return scores.summary(), scores.values
+
+
+def per_class(hits: torch.Tensor, labels: torch.Tensor, classes: int) -> list[float | None]:
+    """Accuracy in [0, 1] per class (None for a class with no image)."""
+    return [
+        float(hits[labels == c].float().mean()) if (labels == c).any() else None
+        for c in range(classes)
+    ]
 
 
 def _median(values: list[float]) -> float | None:

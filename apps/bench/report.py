@@ -30,7 +30,8 @@ _DIGITS = {"psnr": 1, "random_psnr": 1, "wall_s": 1, "iterations": 0}
 class ReportRow:
     """One table row: its key values, done (scored) and failed cells, the images they
     attacked (the most of any column), medians per column and metric, a verdict per goal
-    (``met``, ``missed``, or ``n/a`` where a median it reads is missing)."""
+    (``met``, ``missed``, ``n/a`` where a median it reads is missing, ``–`` where the goal's
+    ``where`` leaves the row out)."""
 
     keys: dict[str, object]
     cells: int
@@ -295,10 +296,13 @@ def _suite_report(
         def lookup(metric: str, column: str | None, medians: dict = medians) -> float | None:
             return medians.get(column or "", {}).get(metric)
 
+        texts = {k: _key(v) for k, v in zip(spec.rows, key, strict=True)}
         verdicts = {
             goal.name: {True: "met", False: "missed", None: "n/a"}[
                 evaluate_goal(goal.expression, lookup)
             ]
+            if goal.applies_to(texts)
+            else "–"
             for goal in spec.goals
         }
         table.append(

@@ -8,6 +8,10 @@ and the goals each row is judged by::
     [[report.goals]]
     name = "DIA ≥ IG + 10 dB"
     expression = "psnr[dia] >= psnr['dia-no-masks'] + 10"
+    where = { dataset = ["cifar10"] }          # optional: judge only these rows (others: –)
+
+Rows and columns may also name the fields of another kind's cells, and metrics what those
+cells return (:mod:`apps.bench.kinds`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from apps.bench.goals import Median, parse_goal
+from apps.bench.kinds import KINDS
 
-KEY_FIELDS = (
+ATTACK_KEY_FIELDS = (
     "dataset",
     "split",
     "model",
@@ -36,8 +41,11 @@ KEY_FIELDS = (
     "generator",
     "device",
 )
+KEY_FIELDS = tuple(
+    dict.fromkeys([*ATTACK_KEY_FIELDS, *(f for kind in KINDS.values() for f in kind.key_fields)])
+)
 """Cell fields a report may group by (a cell's config holds each)."""
-METRICS = (
+ATTACK_METRICS = (
     "psnr",
     "ssim",
     "lpips",
@@ -49,8 +57,11 @@ METRICS = (
     "iterations",
     "random_psnr",
 )
-"""What a report may take medians of: the store's metric columns, and from each cell's
-metrics the attack's steps and the random guess's PSNR (dB)."""
+METRICS = tuple(
+    dict.fromkeys([*ATTACK_METRICS, *(m for kind in KINDS.values() for m in kind.metrics)])
+)
+"""What a report may take medians of: the store's metric columns, from each attack cell's
+metrics the attack's steps and the random guess's PSNR (dB), and what kinds' cells return."""
 
 
 class Goal(BaseModel):
@@ -60,6 +71,14 @@ class Goal(BaseModel):
 
     name: str = Field(min_length=1)
     expression: str = Field(min_length=1)
+    where: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="row field → the values (as the table prints them) of the rows judged",
+    )
+
+    def applies_to(self, keys: dict[str, str]) -> bool:
+        """Whether a row with these key texts is judged by this goal."""
+        return all(keys.get(field) in values for field, values in self.where.items())
 
 
 class ReportSpec(BaseModel):
@@ -97,6 +116,12 @@ class ReportSpec(BaseModel):
             raise ValueError(f"report.columns {self.columns!r} is also in report.rows")
         for goal in self.goals:
             self.medians_of(goal)
+            bad = [field for field in goal.where if field not in self.rows]
+            if bad:
+                raise ValueError(
+                    f"report goal {goal.name!r}: where {bad[0]!r} is not a report row; valid: "
+                    f"{', '.join(self.rows)}"
+                )
         return self
 
     def medians_of(self, goal: Goal) -> list[Median]:

@@ -12,6 +12,9 @@ worker processes like any suite's. Such a suite does not run as Ray tasks.
 With ``score=False`` a cell keeps its truth and reconstruction unscored (``unscored.json`` in its
 folder, ``"scored": false`` in its row); :func:`score_campaign`, or a rerun that scores, scores
 them later with the same scorer.
+
+Cells of another kind (:mod:`apps.bench.kinds`) run their own ``run`` in the same workers, are
+always scored, and share the campaign's ``cache`` folder (not on Ray).
 """
 
 from __future__ import annotations
@@ -41,11 +44,14 @@ from apps.bench.federated import (
     prepare_utility,
     utility_id,
 )
+from apps.bench.kinds import KindCell
 from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import Cell, Suite
 from fedsim.errors import UserInputError
 
 CELLS_DIR = "cells"
+CACHE_DIR = "cache"
+"""What the cells of a kind share in a campaign folder (e.g. crafted perturbations)."""
 ERROR_FILE = "error.txt"
 LOCK_FILE = ".bench.lock"
 SCORE_COLUMNS = ("psnr", "ssim", "lpips", "st_lpips", "label_accuracy")
@@ -59,13 +65,15 @@ if TYPE_CHECKING:
 class Job:
     """One cell to run: where its attack folder goes (None: send the files back), how many
     torch threads it may use (None: torch's default), for a cell with federated settings the
-    campaign's utility cache folder, and whether to score the reconstruction now."""
+    campaign's utility cache folder, whether to score the reconstruction now, and for a kind's
+    cell the folder the campaign's cells share."""
 
-    cell: Cell
+    cell: Cell | KindCell
     out: str | None
     threads: int | None = None
     federated_dir: str | None = None
     score: bool = True
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ class CampaignSummary:
         }
 
 
-def cell_dir(cell: Cell) -> str:
+def cell_dir(cell: Cell | KindCell) -> str:
     """A cell's attack folder, relative to the campaign folder."""
     return f"{CELLS_DIR}/{cell.cell_id}"
 
@@ -135,8 +143,6 @@ def run_cell(job: Job) -> CellOutcome:
     has federated settings; a failure becomes a 'failed' outcome."""
     import torch
 
-    from apps.attack_run import run_attack
-
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     started_at, start = _now(), time.perf_counter()
@@ -144,16 +150,11 @@ def run_cell(job: Job) -> CellOutcome:
     shutil.rmtree(out, ignore_errors=True)  # no files left from an earlier, failed try
     notices: list[str] = []
     try:
-        if job.cell.attacks_aggregate:
-            metrics = attack_secure_aggregate(job.cell, out, score=job.score)
+        if isinstance(job.cell, KindCell):
+            cache = None if job.cache_dir is None else Path(job.cache_dir)
+            metrics = job.cell.run(out, cache) | {"worker_pid": os.getpid()}
         else:
-            request = attack_request(job.cell, out, job.score)
-            metrics = run_attack(request, progress=None, notice=notices.append)
-        if job.score:
-            metrics["random_psnr"] = _random_guess_psnr(out, job.cell.seed)
-        metrics |= {"device": _device(out), "worker_pid": os.getpid(), "epsilon": _epsilon(out)}
-        if job.cell.federated is not None:
-            metrics |= _utility_metrics(job, out, metrics["epsilon"])
+            metrics = _run_attack_cell(job, out, notices.append)
         status, error, wall_s = "done", None, float(metrics["wall_s"])
     except Exception as exc:  # a failing cell is recorded and the campaign goes on
         metrics, status, wall_s = None, "failed", time.perf_counter() - start
@@ -176,6 +177,25 @@ def run_cell(job: Job) -> CellOutcome:
         notices=tuple(notices),
         files=files,
     )
+
+
+def _run_attack_cell(job: Job, out: Path, notice: Callable[[str], None]) -> dict:
+    """An attack cell's metrics: the attack (on a secure aggregate or a FedSGD gradient), its
+    random-guess PSNR, device and ε, and its utility where it has federated settings."""
+    from apps.attack_run import run_attack
+
+    assert isinstance(job.cell, Cell)
+    if job.cell.attacks_aggregate:
+        metrics = attack_secure_aggregate(job.cell, out, score=job.score)
+    else:
+        request = attack_request(job.cell, out, job.score)
+        metrics = run_attack(request, progress=None, notice=notice)
+    if job.score:
+        metrics["random_psnr"] = _random_guess_psnr(out, job.cell.seed)
+    metrics |= {"device": _device(out), "worker_pid": os.getpid(), "epsilon": _epsilon(out)}
+    if job.cell.federated is not None:
+        metrics |= _utility_metrics(job, out, metrics["epsilon"])
+    return metrics
 
 
 def run_in_process(jobs: Iterable[Job]) -> Iterator[CellOutcome]:
@@ -268,17 +288,24 @@ def run_on_ray(jobs: Iterable[Job], address: str) -> Iterator[CellOutcome]:
 
 
 def jobs_for(
-    cells: Iterable[Cell], out_dir: Path, workers: int, ray: bool, score: bool = True
+    cells: Iterable[Cell | KindCell], out_dir: Path, workers: int, ray: bool, score: bool = True
 ) -> list[Job]:
     """Jobs for cells: attack folders under ``out_dir/cells`` (Ray tasks send files back), the
-    utility cache in ``out_dir/federated``."""
+    utility cache in ``out_dir/federated``, what kinds' cells share in ``out_dir/cache``."""
     if ray:
         return [Job(cell, None, threads=1, score=score) for cell in cells]
     threads = None if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     folder = out_dir.resolve()
-    cache = str(folder / FEDERATED_DIR)
+    utility, shared = str(folder / FEDERATED_DIR), str(folder / CACHE_DIR)
     return [
-        Job(cell, str(folder / cell_dir(cell)), threads, cache if cell.federated else None, score)
+        Job(
+            cell,
+            str(folder / cell_dir(cell)),
+            threads,
+            utility if cell.federated else None,
+            score,
+            shared if isinstance(cell, KindCell) else None,
+        )
         for cell in cells
     ]
 
@@ -291,7 +318,7 @@ def run_campaign(
     ray_address: str | None = None,
     score: bool = True,
     on_start: Callable[[int, int], None] | None = None,
-    on_result: Callable[[Cell, CellOutcome], None] | None = None,
+    on_result: Callable[[Cell | KindCell, CellOutcome], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
 ) -> CampaignSummary:
     """Run the suite's cells not yet done into ``out_dir`` and its results store; with
@@ -396,7 +423,7 @@ def rescored_row(out_dir: Path, row: dict[str, object]) -> dict[str, object]:
     return row | {k: kept.get(k) for k in SCORE_COLUMNS} | {"metrics_json": _dumps(kept)}
 
 
-def cell_row(suite: str, cell: Cell, outcome: CellOutcome) -> dict[str, object]:
+def cell_row(suite: str, cell: Cell | KindCell, outcome: CellOutcome) -> dict[str, object]:
     """The store's row for one finished cell."""
     metrics = outcome.metrics or {}
     kept = {k: v for k, v in metrics.items() if k != "history"}  # per-step; in metrics.json
@@ -405,13 +432,7 @@ def cell_row(suite: str, cell: Cell, outcome: CellOutcome) -> dict[str, object]:
         "cell_id": cell.cell_id,
         "suite": suite,
         "status": outcome.status,
-        "dataset": cell.dataset,
-        "model": cell.model,
-        "attack": cell.attack,
-        "defense": cell.defense,
-        "batch_size": cell.batch_size,
-        "images": cell.images,
-        "seed": cell.seed,
+        **cell.store_fields(),
         "psnr": metrics.get("psnr"),
         "ssim": metrics.get("ssim"),
         "lpips": metrics.get("lpips"),
@@ -436,7 +457,7 @@ def failed_outcome(job: Job, error: str) -> CellOutcome:
     return CellOutcome(job.cell.cell_id, "failed", None, error, 0.0, now, now, _versions())
 
 
-def _is_done(cell: Cell, statuses: dict[str, str], out_dir: Path, score: bool) -> bool:
+def _is_done(cell: Cell | KindCell, statuses: dict[str, str], out_dir: Path, score: bool) -> bool:
     # A done row whose folder was deleted runs again; an unscored one counts without score.
     from apps.attack_run import UNSCORED_FILE
     from apps.report import METRICS_FILE

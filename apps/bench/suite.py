@@ -30,6 +30,10 @@ FedSGD gradient, one cell per seed (the image draw does not apply to them).
 An optional ``[report]`` table (:mod:`apps.bench.report_spec`) says how ``fedleak bench
 report`` tabulates the cells and which goals it judges each row by; a goal naming a column
 that no grid has is refused here.
+
+A grid with ``kind = "NAME"`` holds cells of another kind (:mod:`apps.bench.kinds`, e.g.
+``fusion``): its own axes, validated by that kind; ``[settings]`` and ``[grid.settings]``
+belong to attack grids (``kind = "attack"``, the default) only.
 """
 
 from __future__ import annotations
@@ -40,17 +44,20 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from apps.bench.kinds import KINDS, KindCell, KindGrid
 from apps.bench.report_spec import Goal, ReportSpec
 from fedsim.errors import UnknownNameError, UserInputError
 
@@ -122,6 +129,7 @@ class Grid(BaseModel):
     seed: tuple[int, ...] = Field((0,), min_length=1)
     dropout: tuple[float, ...] = Field((0.0,), min_length=1)
     settings: Settings | None = None
+    kind: Literal["attack"] = "attack"
 
     @field_validator(
         "dataset",
@@ -213,6 +221,31 @@ class Grid(BaseModel):
         return self
 
 
+ATTACK_KIND = "attack"
+"""The kind of a grid without ``kind``: gradient-inversion attack cells (:class:`Grid`)."""
+
+
+def _grid_kind(value: Any) -> str:
+    kind = value.get("kind", ATTACK_KIND) if isinstance(value, dict) else value.kind
+    return str(kind)
+
+
+AnyGrid = Annotated[
+    Union[  # noqa: UP007  (a runtime tuple of members)
+        tuple(
+            [Annotated[Grid, Tag(ATTACK_KIND)]]
+            + [Annotated[kind.grid, Tag(name)] for name, kind in KINDS.items()]
+        )
+    ],
+    Discriminator(
+        _grid_kind,
+        custom_error_type="unknown_kind",
+        custom_error_message=f"unknown grid kind; valid: {', '.join([ATTACK_KIND, *KINDS])}",
+    ),
+]
+"""A ``[[grid]]`` table: an attack grid, or a kind's grid named by its ``kind``."""
+
+
 class Suite(BaseModel):
     """A named campaign: shared settings and one or more grids of cells."""
 
@@ -221,8 +254,12 @@ class Suite(BaseModel):
     name: str
     description: str = ""
     settings: Settings = Settings()
-    grid: tuple[Grid, ...] = Field(min_length=1)
+    grid: tuple[AnyGrid, ...] = Field(min_length=1)
     report: ReportSpec = ReportSpec()
+
+    def attack_grids(self) -> list[Grid]:
+        """The grids of gradient-inversion attack cells (those without another ``kind``)."""
+        return [grid for grid in self.grid if isinstance(grid, Grid)]
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -233,7 +270,7 @@ class Suite(BaseModel):
     def _classes_exist(self) -> Suite:
         from fedsim.data import get_dataset_spec
 
-        for grid in self.grid:
+        for grid in self.attack_grids():
             classes = self.settings_of(grid).classes or ()
             for dataset in grid.dataset:
                 count = get_dataset_spec(dataset).num_classes
@@ -247,7 +284,7 @@ class Suite(BaseModel):
         from defenses.specs import parse_defense
 
         for number, grid in enumerate(self.grid):
-            if self.settings_of(grid).federated is not None:
+            if not isinstance(grid, Grid) or self.settings_of(grid).federated is not None:
                 continue
             for spec in filter(is_aggregate, grid.defense):
                 where = "grid" if len(self.grid) == 1 else f"grid[{number}]"
@@ -263,9 +300,9 @@ class Suite(BaseModel):
     @model_validator(mode="after")
     def _goals_name_grid_values(self) -> Suite:
         column = self.report.columns
-        if column not in Grid.model_fields:
+        if not any(column in type(grid).model_fields for grid in self.grid):
             return self
-        values = {str(v) for grid in self.grid for v in getattr(grid, column) or ()}
+        values = {str(v) for grid in self.grid for v in getattr(grid, column, None) or ()}
         for goal in self.report.goals:
             for median in self.report.medians_of(goal):
                 if median.column is not None and median.column not in values:
@@ -305,7 +342,10 @@ class Suite(BaseModel):
             )
 
         grids = tuple(
-            grid.model_copy(update={"settings": override(grid.settings)}) for grid in self.grid
+            grid.overriding(**given)
+            if isinstance(grid, KindGrid)
+            else grid.model_copy(update={"settings": override(grid.settings)})
+            for grid in self.grid
         )
         return self.model_copy(
             update={"settings": self.settings.model_copy(update=given), "grid": grids}
@@ -313,15 +353,19 @@ class Suite(BaseModel):
 
     def has_federated(self) -> bool:
         """Whether any grid's cells also run a Flower simulation."""
-        return any(self.settings_of(grid).federated is not None for grid in self.grid)
+        return any(self.settings_of(grid).federated is not None for grid in self.attack_grids())
 
-    def cells(self) -> list[Cell]:
+    def cells(self) -> list[Cell | KindCell]:
         """Every cell of every grid, in grid order, each once (reads the datasets' sizes)."""
         from attacks import get_preset
 
         draws: dict[tuple, list[int]] = {}
-        cells: dict[str, Cell] = {}
+        cells: dict[str, Cell | KindCell] = {}
         for grid in self.grid:
+            if isinstance(grid, KindGrid):
+                for kind_cell in grid.cells():
+                    cells.setdefault(kind_cell.cell_id, kind_cell)
+                continue
             settings = self.settings_of(grid)
             axes = itertools.product(
                 grid.dataset,
@@ -420,6 +464,18 @@ class Cell(BaseModel):
 
         shipped = SHIPPED_DIR / f"{self.generator}.safetensors"
         return shipped if shipped.is_file() else Path(self.generator)
+
+    def store_fields(self) -> dict[str, object]:
+        """The store's descriptive columns of this cell."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "attack": self.attack,
+            "defense": self.defense,
+            "batch_size": self.batch_size,
+            "images": self.images,
+            "seed": self.seed,
+        }
 
     def defenses(self) -> tuple[str, ...]:
         """The cell's defense as the ``defenses`` a request or a run takes (``none`` → none)."""
@@ -530,7 +586,10 @@ def _resolve_generators(suite: Suite, base: Path) -> Suite:
         return settings.model_copy(update={"generator": str(path)})
 
     grids = tuple(
-        grid.model_copy(update={"settings": resolve(grid.settings)}) for grid in suite.grid
+        grid.model_copy(update={"settings": resolve(grid.settings)})
+        if isinstance(grid, Grid)
+        else grid
+        for grid in suite.grid
     )
     return suite.model_copy(update={"settings": resolve(suite.settings), "grid": grids})
 
@@ -549,12 +608,19 @@ def _one_line(error: ValidationError, single_grid: bool) -> str:
     """The first problem: where, the bad value, and what is valid."""
     first = error.errors()[0]
     loc = list(first["loc"])
+    keys = dict(_KEYS)
+    if loc[:1] == ["grid"] and len(loc) > 2 and isinstance(loc[1], int):
+        kind = str(loc.pop(2))  # the grid's kind, which pydantic puts in the path
+        keys["grid"] = KINDS[kind].grid if kind in KINDS else Grid
     if single_grid and loc[:2] == ["grid", 0]:
         del loc[1]
     where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    if first["type"] == "unknown_kind":
+        kind = first["input"].get("kind") if isinstance(first["input"], dict) else None
+        return f"{where}: unknown kind {kind!r}; valid: {', '.join([ATTACK_KIND, *KINDS])}"
     if first["type"] == "extra_forbidden":
         parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "suite")
-        valid = [k for k in _KEYS[parent].model_fields if k != "name"]
+        valid = [k for k in keys[parent].model_fields if k != "name"]
         return f"unknown key {where!r}; valid: {', '.join(valid)}"
     if first["type"] == "missing":
         return f"{where} is missing"

@@ -1,5 +1,6 @@
 """Perturbation specs as the CLI writes them: ``none``, ``fgsm:eps=E``, ``pgd:eps=E,steps=S``,
-``blur:sigma=S`` (ε on the [0, 1] pixel scale, σ in pixels)."""
+``blur:sigma=S`` (ε on the [0, 1] pixel scale, σ in pixels; a real value may be written as a
+fraction, ``eps=4/255``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class Perturbation:
 
     def __str__(self) -> str:
         fields = {"eps": self.eps, "steps": self.steps, "sigma": self.sigma}
-        parts = [f"{key}={fields[key]:g}" for key in PERTURBATIONS[self.kind]]
+        parts = [f"{key}={fields[key]:.10g}" for key in PERTURBATIONS[self.kind]]
         return self.kind + (":" + ",".join(parts) if parts else "")
 
 
@@ -50,8 +51,8 @@ def parse_perturbation(text: str) -> Perturbation:
             valid = ", ".join(f"{k}=" for k in fields) or "no parameters"
             raise UserInputError(f"{kind}: bad parameter {item!r}; valid: {valid} ({_FORMS})")
         try:
-            values[key] = fields[key](raw)
-        except ValueError:
+            values[key] = _fraction(raw) if fields[key] is float else fields[key](raw)
+        except (ValueError, ZeroDivisionError):
             raise UserInputError(
                 f"{kind}: {key}={raw!r} is not a {fields[key].__name__}; ({_FORMS})"
             ) from None
@@ -69,3 +70,9 @@ def parse_perturbation(text: str) -> Perturbation:
     if kind == "blur" and perturbation.sigma <= 0:
         raise UserInputError(f"blur sigma={perturbation.sigma:g} out of range; valid: sigma > 0")
     return perturbation
+
+
+def _fraction(raw: str) -> float:
+    """A real number, or ``a/b`` of two (``4/255``)."""
+    top, slash, bottom = raw.partition("/")
+    return float(top) / float(bottom) if slash else float(raw)

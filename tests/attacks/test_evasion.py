@@ -70,6 +70,10 @@ def test_parse_defaults_and_round_trip() -> None:
     assert parse_perturbation("pgd:eps=0.0314") == Perturbation("pgd", eps=0.0314, steps=10)
     assert str(parse_perturbation("blur:sigma=1.5")) == "blur:sigma=1.5"
     assert str(parse_perturbation("pgd:eps=0.5,steps=3")) == "pgd:eps=0.5,steps=3"
+    assert parse_perturbation("fgsm:eps=4/255").eps == 4 / 255
+    assert parse_perturbation(str(parse_perturbation("fgsm:eps=4/255"))).eps == pytest.approx(
+        4 / 255, rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(

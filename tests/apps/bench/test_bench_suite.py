@@ -34,7 +34,15 @@ def write_suite(tmp_path: Path, text: str, name: str = "suite") -> Path:
 def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
     quick, dia, gifd, demo = (load_suite(name).cells() for name in ("quick", "dia", "gifd", "demo"))
 
-    assert suite_names() == ["defense-aware", "demo", "dia", "gifd", "privacy-utility", "quick"]
+    assert suite_names() == [
+        "defense-aware",
+        "demo",
+        "dia",
+        "fusion",
+        "gifd",
+        "privacy-utility",
+        "quick",
+    ]
     # quick: 2 defenses × 2 batch sizes × 2 seeds; dia: 2 datasets × 2 models × 3 rates ×
     # 3 attacks × 8 images; gifd: 3 settings (in, ood, ood-mnist) × 3 attacks × (8 + 2) batches.
     # demo: 8 images at batch 1 and at batch 2.
@@ -131,7 +139,7 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 
 def test_unknown_suite_names_the_builtins() -> None:
-    valid = "valid: defense-aware, demo, dia, gifd, privacy-utility, quick"
+    valid = "valid: defense-aware, demo, dia, fusion, gifd, privacy-utility, quick"
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
     with pytest.raises(UserInputError, match="no suite file 'nowhere/x.toml'"):

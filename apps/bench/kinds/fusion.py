@@ -1,0 +1,278 @@
+"""The ``fusion`` cell kind: one benchmarked fusion model's accuracy on held-out CIFAR-10 test
+images, clean and under one perturbation, with how visible the perturbation is::
+
+    [[grid]]
+    kind = "fusion"
+    model = ["object", "context", "fused", "fused-alpha-0.1", "fused-flower"]
+    perturbation = ["none", "fgsm:eps=4/255", "pgd:eps=8/255,steps=10", "blur:sigma=1"]
+    threat = ["transfer", "white-box"]
+    images = [2000]
+
+A model is a head of a heads file in ``checkpoint`` (default: the shipped folder), see
+:func:`apps.fusion_eval.model_heads`. ``transfer`` crafts FGSM / PGD on the object head of the
+α = 0 heads (the attacker's model), ``white-box`` on the model evaluated; ``none`` and blur
+are crafted on nothing, so their cells have threat ``none`` whatever the grid says.
+
+Cells that perturb the same images the same way (every transfer cell of one perturbation,
+and the object model's white-box cell) share one crafted set in the campaign's cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from apps.bench.kinds.base import CellKind, KindCell, KindGrid
+from fedsim.errors import UserInputError
+
+THREATS = ("transfer", "white-box")
+EXAMPLES = 8
+"""Images per cell kept for the viewer (clean, perturbed, labels, predictions)."""
+EXAMPLES_FILE = "examples.safetensors"
+TRANSFER_SOURCE = "object"
+"""The model transfer attacks are crafted on."""
+DATASET = "cifar10"
+
+
+class FusionCell(KindCell):
+    """One fusion model under one perturbation and threat model on ``images`` test images."""
+
+    kind: Literal["fusion"] = "fusion"
+    model: str
+    perturbation: str = Field(description="canonical spec, as str(Perturbation) writes it")
+    attack: Literal["none", "fgsm", "pgd", "blur"]
+    strength: float = Field(description="ε (L∞, [0, 1] pixel scale) or blur σ (pixels); 0: none")
+    threat: Literal["transfer", "white-box", "none"]
+    images: int
+    seed: int
+    batch_size: int
+    checkpoint: str | None
+    device: Literal["auto", "cpu", "cuda"]
+
+    def label(self) -> str:
+        """model / perturbation / threat and the image count."""
+        return f"fusion {self.model} {self.perturbation} {self.threat} ({self.images} images)"
+
+    def store_fields(self) -> dict[str, object]:
+        """The store's columns: the model, the perturbation's kind; no defense or batch."""
+        return {
+            "dataset": DATASET,
+            "model": self.model,
+            "attack": self.attack,
+            "defense": None,
+            "batch_size": self.batch_size,
+            "images": self.images,
+            "seed": self.seed,
+        }
+
+    def crafted_on(self) -> str | None:
+        """The model FGSM / PGD are crafted on (None: nothing is crafted)."""
+        if self.threat == "none":
+            return None
+        return TRANSFER_SOURCE if self.threat == "transfer" else self.model
+
+    def run(self, folder: Path, cache: Path | None) -> dict[str, Any]:
+        """Perturb (or read the shared set), score the model's head clean and perturbed, and
+        write ``metrics.json``, ``config.json`` and the viewer's examples into ``folder``."""
+        import torch
+        from safetensors.torch import save_file
+
+        from apps.fusion_eval import held_out_images, model_heads, per_class, predictions
+        from apps.report import CONFIG_FILE, METRICS_FILE
+        from fedsim.device import resolve_device
+        from fedsim.storage import write_json
+
+        started = time.perf_counter()
+        device = resolve_device(self.device)
+        heads_file, head = model_heads(self.model)
+        model = _load(self._checkpoint(), heads_file).to(device)
+        clean, labels = held_out_images(self.images, self.seed)
+        perturbed, visibility, crafted_s = self._perturbed(clean, labels, device, cache)
+        clean_hits = predictions(model, clean, device, self.batch_size)[head] == labels
+        predicted = predictions(model, perturbed, device, self.batch_size)[head]
+        hits = predicted == labels
+        classes = 10
+        medians = visibility["medians"]
+        metrics = {
+            "accuracy": float(hits.float().mean()),
+            "clean_accuracy": float(clean_hits.float().mean()),
+            "per_class_accuracy": per_class(hits, labels, classes),
+            "clean_per_class_accuracy": per_class(clean_hits, labels, classes),
+            **medians,
+            "images": len(labels),
+            "heads_file": heads_file,
+            "head": head,
+            "crafted_on": self.crafted_on(),
+            "crafted_s": round(crafted_s, 2),
+            "device": str(device),
+            "wall_s": round(time.perf_counter() - started, 2),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / CONFIG_FILE, json.loads(self.config_json()))
+        shown = slice(0, EXAMPLES)
+        examples = {
+            "clean": _pixels(clean[shown]),
+            "perturbed": _pixels(perturbed[shown]),
+            "labels": labels[shown].contiguous(),
+            "predicted": predicted[shown].contiguous(),
+            "psnr": torch.tensor(visibility["psnr"][:EXAMPLES]),
+            "st_lpips": torch.tensor(visibility["st_lpips"][:EXAMPLES]),
+        }
+        save_file(examples, str(folder / EXAMPLES_FILE))
+        write_json(folder / METRICS_FILE, metrics)
+        return metrics
+
+    def _checkpoint(self) -> Path:
+        from fedsim.models.fusion import SHIPPED_CHECKPOINTS
+
+        return SHIPPED_CHECKPOINTS if self.checkpoint is None else Path(self.checkpoint)
+
+    def _perturbed(self, clean: Any, labels: Any, device: Any, cache: Path | None) -> tuple:
+        """The perturbed images, their visibility (medians and per-image PSNR / ST-LPIPS) and
+        the seconds spent crafting here (0 when read from ``cache``)."""
+        from safetensors.torch import load_file, save_file
+
+        from apps.fusion_eval import craft, model_heads, visibility
+        from attacks.evasion import parse_perturbation
+        from fedsim.models.fusion import HeadClassifier
+
+        source = self.crafted_on()
+        key = {
+            "checkpoint": str(self._checkpoint().resolve()),
+            "crafted_on": source,
+            "perturbation": self.perturbation,
+            "images": self.images,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        path = None if cache is None else cache / "fusion" / f"{name}.safetensors"
+        if path is not None and path.is_file():
+            stored = load_file(str(path))
+            found = json.loads(path.with_suffix(".json").read_text())
+            return stored["perturbed"], found, 0.0
+        started = time.perf_counter()
+        classifier = None
+        if source is not None:
+            heads_file, head = model_heads(source)
+            crafted = _load(self._checkpoint(), heads_file).to(device)
+            classifier = HeadClassifier(crafted, head).eval()
+        perturbation = parse_perturbation(self.perturbation)
+        perturbed = craft(
+            perturbation, clean, labels, classifier, device, self.batch_size, self.seed
+        )
+        medians, values = visibility(perturbed, clean, self.batch_size)
+        found = {"medians": medians, "psnr": values["psnr"], "st_lpips": values["st_lpips"]}
+        crafted_s = time.perf_counter() - started
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            # the JSON first: a set is read only once its images are in place
+            path.with_suffix(".json").write_text(json.dumps({**found, "key": key}))
+            save_file({"perturbed": perturbed.contiguous()}, str(tmp))
+            tmp.replace(path)
+        return perturbed, found, crafted_s
+
+
+class FusionGrid(KindGrid):
+    """The axes of a fusion grid; the cells are their product."""
+
+    kind: Literal["fusion"]
+    model: tuple[str, ...] = Field(min_length=1)
+    perturbation: tuple[str, ...] = Field(min_length=1)
+    threat: tuple[Literal["transfer", "white-box"], ...] = Field(("transfer",), min_length=1)
+    images: tuple[int, ...] = Field((2000,), min_length=1)
+    seed: tuple[int, ...] = Field((0,), min_length=1)
+    batch_size: int = Field(250, ge=1, description="images per crafted / scored batch")
+    checkpoint: str | None = Field(None, description="trunks and heads folder (default: shipped)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("model", "perturbation", "threat", "images", "seed", mode="before")
+    @classmethod
+    def _one_value_is_a_list(cls, value: Any) -> Any:
+        return value if isinstance(value, list | tuple) else [value]
+
+    @field_validator("model")
+    @classmethod
+    def _known_models(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from apps.fusion_eval import model_heads
+
+        for name in names:
+            try:
+                model_heads(name)
+            except UserInputError as error:
+                raise ValueError(str(error)) from None
+        return names
+
+    @field_validator("perturbation")
+    @classmethod
+    def _canonical_perturbations(cls, specs: tuple[str, ...]) -> tuple[str, ...]:
+        from attacks.evasion import parse_perturbation
+
+        try:
+            return tuple(str(parse_perturbation(spec)) for spec in specs)
+        except UserInputError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("images")
+    @classmethod
+    def _positive(cls, counts: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [count for count in counts if not 1 <= count <= 10_000]
+        if bad:
+            raise ValueError(f"invalid images {bad[0]}; valid: 1 to 10000 (the test split)")
+        return counts
+
+    def cells(self) -> list[KindCell]:
+        """model × perturbation × threat × images × seed, threat ``none`` without crafting."""
+        from attacks.evasion import parse_perturbation
+
+        cells: dict[str, KindCell] = {}
+        for spec in self.perturbation:
+            parsed = parse_perturbation(spec)
+            threats = self.threat if parsed.needs_gradients else ("none",)
+            strength = parsed.sigma if parsed.kind == "blur" else parsed.eps
+            for model in self.model:
+                for threat in threats:
+                    for images in self.images:
+                        for seed in self.seed:
+                            cell = FusionCell(
+                                model=model,
+                                perturbation=spec,
+                                attack=parsed.kind,
+                                strength=strength,
+                                threat=threat,
+                                images=images,
+                                seed=seed,
+                                batch_size=self.batch_size,
+                                checkpoint=self.checkpoint,
+                                device=self.device,
+                            )
+                            cells.setdefault(cell.cell_id, cell)
+        return list(cells.values())
+
+
+def _load(checkpoint: Path, heads_file: str) -> Any:
+    from fedsim.models.fusion import load_fusion
+
+    return load_fusion(checkpoint, heads_file=heads_file)
+
+
+def _pixels(images: Any) -> Any:
+    """[0, 1] images as uint8 (what the viewer shows)."""
+    import torch
+
+    return (images * 255).round().to(torch.uint8).contiguous()
+
+
+FUSION = CellKind(
+    name="fusion",
+    grid=FusionGrid,
+    key_fields=("model", "perturbation", "attack", "strength", "threat", "images", "seed"),
+    metrics=("accuracy", "clean_accuracy", "psnr", "ssim", "st_lpips", "lpips", "crafted_s"),
+)
