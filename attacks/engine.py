@@ -6,8 +6,8 @@ functionally (``torch.func``) and compared with the observed one; restarts are a
 dimension, so K restarts cost one batched pass rather than K loops. Generator searches run
 the loop once per stage (GIFD), each stage starting where the previous one ended. A generator
 is any module with ``latent_dim``, ``stages`` and ``from_stage`` (``StagedGenerator``,
-``BigGANStages``); a class-conditional one also has ``condition(labels)``, called with the label
-strategy's labels before the search.
+``BigGANStages``); a class-conditional one (``conditional`` true) also has ``condition(labels)``,
+called with the label strategy's labels before the search.
 """
 
 from __future__ import annotations
@@ -220,17 +220,16 @@ class GradientInversion:
         return label_param.to(self.device).requires_grad_(joint)
 
     def _condition_generator(self, label_param: torch.Tensor) -> None:
-        """Tell a class-conditional generator (one with ``condition(labels)``, e.g. BigGAN)
-        which class each image is: the label strategy's labels, fixed for the search."""
-        condition = getattr(self.generator, "condition", None)
-        if self.config.search != "generator" or condition is None:
+        """Tell a class-conditional generator (``conditional`` true: BigGAN, a conditional
+        DCGAN) which class each image is: the label strategy's labels, fixed for the search."""
+        if self.config.search != "generator" or not getattr(self.generator, "conditional", False):
             return
         if label_param.requires_grad:
             raise UserInputError(
                 f"attack {self.config.name!r} searches the labels, but a class-conditional "
                 "generator needs them before the search: use labels given, idlg or estimate"
             )
-        condition(label_param[0].argmax(-1))
+        self.generator.condition(label_param[0].argmax(-1))
 
     def _dropout_masks(
         self,

@@ -9,6 +9,7 @@ from apps.cli import (  # noqa: F401  (registers the commands)
     demo,
     dta,
     fusion,
+    generator_ceiling,
     listings,
     simulate,
     train_generator,

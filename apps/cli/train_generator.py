@@ -13,7 +13,7 @@ from apps.cli.app import JsonFlag, app, stderr
 from fedsim.errors import FedleakError
 
 
-def _parse_classes(text: str | None) -> tuple[int, ...]:
+def parse_classes(text: str | None) -> tuple[int, ...]:
     """'0-4' or '0,2,5' → class ids; None → all classes."""
     if not text:
         return ()
@@ -42,11 +42,23 @@ def train_generator_command(
     width: Annotated[
         int, typer.Option(min=8, help="Channels of the first feature map, halved per stage.")
     ] = 128,
+    conditional: Annotated[
+        bool,
+        typer.Option(
+            "--conditional",
+            help="Class-conditional (hinge loss, projection critic, weight average); GIFD "
+            "conditions it on the attack's labels.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for weights, latents and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a generator whose stages GIFD searches; write it and a sample grid beside it."""
+    """Train a generator whose stages GIFD searches; write it and a sample grid beside it.
+
+    The training state is kept beside OUT after every epoch: the same command, rerun after a
+    crash or in a later session, resumes from it.
+    """
     import torch
     from rich.progress import TextColumn
     from torchvision.utils import save_image
@@ -57,7 +69,7 @@ def train_generator_command(
     from fedsim.data import load_dataset
     from fedsim.device import resolve_device
 
-    chosen = _parse_classes(classes)
+    chosen = parse_classes(classes)
     where = resolve_device(device)
     data = load_dataset(dataset, "train")
     unknown = sorted(set(chosen) - set(range(data.spec.num_classes)))
@@ -69,6 +81,8 @@ def train_generator_command(
         TextColumn("{task.percentage:>3.0f}%  critic {task.fields[critic]:.3f}"),
         TextColumn("generator {task.fields[generator]:.3f}"),
     )
+    state = out.with_name(out.name + ".state")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with job_bar("train-generator", *columns, console=stderr) as bar:
         task = bar.add_task("train", total=1.0, critic=0.0, generator=0.0)
         generator = train_generator(
@@ -77,8 +91,10 @@ def train_generator_command(
             epochs=epochs,
             batch_size=batch_size,
             width=width,
+            conditional=conditional,
             seed=seed,
             device=where,
+            state_path=state,
             progress=lambda done, losses: bar.update(task, completed=done, **losses),
         )
     record = GeneratorRecord(
@@ -89,18 +105,26 @@ def train_generator_command(
         epochs=epochs,
         seed=seed,
         width=width,
+        num_classes=generator.num_classes,
         command=shlex.join(
             ["fedleak", "train-generator", "--dataset", dataset, "--out", str(out)]
             + (["--classes", classes] if classes else [])
             + ["--epochs", str(epochs), "--batch-size", str(batch_size), "--width", str(width)]
+            + (["--conditional"] if conditional else [])
             + ["--seed", str(seed)]
             + ["--device", device]
         ),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_generator(out, generator, record)
+    state.unlink(missing_ok=True)
+    if conditional:  # the sample grid's rows are the classes in order
+        generator.condition(torch.tensor(record.classes).repeat_interleave(8))
     samples = generator(
-        torch.randn(64, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+        torch.randn(
+            len(record.classes) * 8 if conditional else 64,
+            generator.latent_dim,
+            generator=torch.Generator().manual_seed(seed),
+        )
     )
     grid = out.with_suffix(".png")
     save_image((samples + 1) / 2, grid, nrow=8)
@@ -109,6 +133,7 @@ def train_generator_command(
         "samples": str(grid),
         "epochs": epochs,
         "classes": list(record.classes),
+        "conditional": conditional,
     }
     stderr.print(f"generator → {out} (samples {grid})", soft_wrap=True)
     if as_json:

@@ -111,6 +111,8 @@ class BigGANStages(nn.Module):
     spectral norms folded into the weights.
     """
 
+    conditional = True  # BigGAN always makes a class: ``condition`` before a forward
+
     def __init__(
         self,
         biggan: nn.Module,

@@ -1,8 +1,9 @@
 """Generator checkpoints: safetensors weights with the recipe that made them, and lookup.
 
 A checkpoint is one ``.safetensors`` file holding a :class:`StagedGenerator`'s state and, as
-metadata, its image shape, latent size, dataset, classes, and the command and seed that
-trained it. The project ships one per dataset under ``attacks/generators/checkpoints/``.
+metadata, its image shape, latent size, dataset, classes (and, for a class-conditional one, how
+many classes it conditions on), and the command and seed that trained it. The project ships
+one per dataset under ``attacks/generators/checkpoints/``.
 A folder with ``config.json`` names a pytorch-pretrained-biggan BigGAN instead
 (:mod:`attacks.generators.biggan`).
 """
@@ -34,6 +35,7 @@ class GeneratorRecord:
     seed: int
     command: str
     width: int = WIDTH  # checkpoints from before the option have the default width
+    num_classes: int = 0  # > 0: class-conditional (older checkpoints are unconditional)
 
 
 def save_generator(path: Path, generator: StagedGenerator, record: GeneratorRecord) -> None:
@@ -56,7 +58,9 @@ def load_generator(path: Path) -> tuple[StagedGenerator, GeneratorRecord]:
     record = GeneratorRecord(
         **{**meta, "image_shape": tuple(meta["image_shape"]), "classes": tuple(meta["classes"])}
     )
-    generator = StagedGenerator(record.image_shape, record.latent_dim, record.width)
+    generator = StagedGenerator(
+        record.image_shape, record.latent_dim, record.width, record.num_classes
+    )
     generator.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     )

@@ -95,6 +95,27 @@ def test_train_generator_writes_a_loadable_checkpoint_with_its_record(
     assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 28, 28)
 
 
+def test_train_generator_conditional_records_its_classes_and_drops_its_state(
+    tmp_path: Path, data_dir, run_cli
+) -> None:
+    from attacks.generators import load_generator
+
+    out = tmp_path / "g.safetensors"
+    args = ["train-generator", "--dataset", "mnist", "--classes", "0-1", "--epochs", "1"]
+    args += ["--batch-size", "512", "--width", "16", "--conditional", "--device", "cpu"]
+
+    code, stdout, stderr = run_cli([*args, "--out", str(out), "--json"])
+
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["conditional"] is True
+    generator, record = load_generator(out)
+    assert generator.conditional and record.num_classes == 10  # conditioned on dataset labels
+    assert "--conditional" in record.command
+    assert not (tmp_path / "g.safetensors.state").exists()  # the finished run's state is gone
+    generator.condition(torch.tensor([0, 1]))
+    assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 28, 28)
+
+
 def test_train_generator_refuses_an_unknown_device(tmp_path: Path, data_dir, run_cli) -> None:
     args = ["train-generator", "--dataset", "mnist", "--device", "tpu"]
 
@@ -103,4 +124,25 @@ def test_train_generator_refuses_an_unknown_device(tmp_path: Path, data_dir, run
     assert (
         code == 2
         and stderr.strip() == "fedleak: error: unknown device 'tpu'; valid: auto, cpu, cuda"
+    )
+
+
+def test_generator_ceiling_prints_a_psnr_per_stage(data_dir, run_cli) -> None:
+    args = ["generator-ceiling", "--dataset", "mnist", "--images", "2", "--steps", "5"]
+
+    code, stdout, stderr = run_cli([*args, "--restarts", "1", "--json"])
+
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["generator"].endswith("mnist.safetensors") and len(summary["images"]) == 2
+    assert [row["stage"] for row in summary["stages"]] == [0, 1, 2]
+    assert all(len(row["psnr"]) == 2 and row["median_psnr"] > 0 for row in summary["stages"])
+
+
+def test_generator_ceiling_refuses_a_class_the_dataset_lacks(run_cli) -> None:
+    code, _, stderr = run_cli(["generator-ceiling", "--dataset", "mnist", "--classes", "8-11"])
+
+    assert (
+        code == 2
+        and stderr.strip() == "fedleak: error: --classes [10, 11] not in mnist; valid: 0..9"
     )

@@ -33,6 +33,60 @@ def test_running_the_stages_in_sequence_is_the_full_forward(image_shape) -> None
         assert torch.equal(resumed, full), stage
 
 
+def _conditional_generator(image_shape: tuple[int, int, int]) -> StagedGenerator:
+    """A class-conditional generator whose class scales and shifts differ (they start equal)."""
+    torch.manual_seed(0)
+    generator = StagedGenerator(image_shape, num_classes=10)
+    for name, weight in generator.named_parameters():
+        if name.endswith(("scale.weight", "shift.weight")):
+            torch.nn.init.normal_(weight, 1.0 if "scale" in name else 0.0, 0.5)
+    return generator.eval().requires_grad_(False)
+
+
+def test_a_conditional_generators_stages_reproduce_its_forward_per_class() -> None:
+    generator = _conditional_generator((3, 32, 32))
+    latents = torch.randn(3, generator.latent_dim)
+    generator.condition(torch.tensor([0, 1, 2]))
+
+    full = generator(latents)
+
+    for stage in range(len(generator.stages)):
+        resumed = generator.from_stage(stage, generator.stage_input(stage, latents))
+        assert torch.equal(resumed, full), stage
+    generator.condition(torch.tensor([0, 1, 7]))  # only the last image changes class
+    other = generator(latents)
+    assert torch.equal(other[:2], full[:2])
+    assert (other[2] - full[2]).abs().mean() > 0.05
+
+
+def test_a_conditional_generator_refuses_missing_or_unknown_classes() -> None:
+    generator = _conditional_generator((1, 28, 28))
+
+    with pytest.raises(UserInputError, match=r"needs condition\(labels\) for its 2 images"):
+        generator(torch.randn(2, generator.latent_dim))
+    with pytest.raises(UserInputError, match=r"labels must be classes 0..9; got \[3, 10\]"):
+        generator.condition(torch.tensor([3, 10]))
+    with pytest.raises(UserInputError, match="not class-conditional"):
+        StagedGenerator((1, 28, 28)).condition(torch.tensor([0]))
+
+
+def test_gifd_conditions_the_generator_on_the_label_strategys_labels() -> None:
+    generator = _conditional_generator(CIFAR.image_shape)
+    generator.condition(torch.tensor([2]))
+    target = (generator(torch.randn(1, generator.latent_dim)) + 1) / 2
+    generator.condition(torch.tensor([5]))  # the attack must set the class itself
+    spec = ModelSpec("lenet", 10, CIFAR.image_shape)
+    observation, truth = fedsgd_observation(
+        build_model(spec), spec, CIFAR, target, torch.tensor([2])
+    )
+
+    config = get_preset("gifd", iterations=300, restarts=2, label_strategy="idlg")
+    reconstruction = GradientInversion(config, generator=generator)(observation)
+
+    assert generator.stages[0][2].labels.tolist() == [2]
+    assert psnr(reconstruction.images, truth.images).item() > 30
+
+
 def test_l1_projection_matches_the_closed_form() -> None:
     # |3| + |1| + |-2| = 6 > 2: threshold 1.5 gives (1.5, 0, -0.5), whose l1 norm is 2.
     change = torch.tensor([3.0, 1.0, -2.0]).view(1, 1, 3)
@@ -102,3 +156,38 @@ def test_checkpoints_round_trip_with_their_record(tmp_path) -> None:
     assert loaded_record == record
     latents = torch.randn(2, 128)
     torch.testing.assert_close(loaded(latents), generator(latents), atol=2e-2, rtol=0)
+
+
+def test_a_conditional_checkpoint_loads_conditional(tmp_path) -> None:
+    generator = _conditional_generator((1, 28, 28))
+    record = GeneratorRecord(
+        "mnist", (1, 28, 28), 128, (0, 1), 1, 0, "fedleak train-generator", num_classes=10
+    )
+    save_generator(tmp_path / "g.safetensors", generator, record)
+
+    loaded, loaded_record = load_generator(tmp_path / "g.safetensors")
+
+    assert loaded.conditional and loaded_record.num_classes == 10
+    latents = torch.randn(2, 128)
+    for model in (loaded, generator):
+        model.condition(torch.tensor([1, 8]))
+    torch.testing.assert_close(loaded(latents), generator(latents), atol=2e-2, rtol=0)
+
+
+def test_the_ceiling_reaches_images_the_generator_made_within_gifds_constraints() -> None:
+    from attacks.generators.ceiling import fit_stages
+
+    generator = _conditional_generator((1, 28, 28))
+    labels = torch.tensor([3, 8])
+    generator.condition(labels)
+    targets = (generator(torch.randn(2, generator.latent_dim)) + 1) / 2
+
+    fits = fit_stages(generator, targets, labels, steps=150, restarts=2)
+
+    assert [fit.stage for fit in fits] == list(range(len(generator.stages)))
+    assert all(fit.images.shape == targets.shape for fit in fits)
+    assert min(fits[-1].psnr) > 35
+    for earlier, later in zip(fits, fits[1:], strict=False):  # a stage starts where the last ended
+        assert all(b >= a for a, b in zip(earlier.psnr, later.psnr, strict=True))
+    with pytest.raises(ValueError, match="needs the images' labels"):
+        fit_stages(generator, targets, steps=1)
