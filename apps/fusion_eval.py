@@ -139,6 +139,29 @@ def model_heads(name: str) -> tuple[str, str]:
     return heads_file(value), "fused"
 
 
+def heads_path(path: Path) -> Path:
+    """A heads checkpoint: the file itself, or the final weights of a ``fedleak simulate
+    --model fusion`` run folder; anything else raises one line naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    from fedsim.flower.run_dir import FINAL_WEIGHTS_FILE
+
+    path = Path(path)
+    file = path / FINAL_WEIGHTS_FILE if path.is_dir() else path
+    usage = "a `fusion train --stream heads` file or a `simulate --model fusion` run folder"
+    if not file.is_file():
+        raise UserInputError(f"no heads at {str(path)!r}; valid: {usage}")
+    try:
+        with safe_open(str(file), "pt") as handle:
+            keys = set(handle.keys())
+    except (SafetensorError, OSError) as error:
+        raise UserInputError(f"cannot read heads {str(file)!r} ({error}); valid: {usage}") from None
+    expected = {f"heads.{head}.{part}" for head in HEADS for part in ("weight", "bias")}
+    if keys != expected:
+        raise UserInputError(f"{str(file)!r} holds no fusion heads; valid: {usage}")
+    return file
+
+
 def held_out_images(images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``images`` of seed ``seed``'s permutation of the test split: [N, 3, 32, 32]
     pixels in [0, 1] and labels [N]."""

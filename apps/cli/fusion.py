@@ -108,7 +108,8 @@ def train(
             metadata = {"command": command, "seed": str(seed), "epochs": str(epochs)}
             metadata |= {"wall_s": wall_s, **{k: str(v) for k, v in row.items()}}
             save_heads(path, result.heads, metadata)
-            path.with_suffix(".json").write_text(json.dumps({**row, **metadata}, indent=2))
+            record = {**metadata, **row, "epochs": epochs, "seed": seed, "wall_s": float(wall_s)}
+            path.with_suffix(".json").write_text(json.dumps(record, indent=2))
             heads_summaries.append(row)
         summary = {"stream": stream, "heads": heads_summaries}
     else:
@@ -139,7 +140,10 @@ def train(
         }
         save_trunk(path, trunk, metadata)
         summary |= {"checkpoint": str(path)}
-        path.with_suffix(".json").write_text(json.dumps({**summary, **metadata}, indent=2))
+        numbers = {"seed": seed, "epochs": epochs, "width": width, "test_accuracy": accuracy}
+        numbers |= {"wall_s": float(metadata["wall_s"])}
+        record = {**metadata, **summary, **numbers}
+        path.with_suffix(".json").write_text(json.dumps(record, indent=2))
     summary |= {"wall_s": round(time.perf_counter() - started, 1)}
     stderr.print(f"fusion {stream} → {out}: {summary}", soft_wrap=True)
     if as_json:
@@ -161,6 +165,13 @@ def evaluate(
     alpha: Annotated[
         float, typer.Option(min=0.0, help="Use the heads trained with this α (0: no regulariser).")
     ] = 0.0,
+    heads: Annotated[
+        Path | None,
+        typer.Option(
+            help="Heads file, or a `simulate --model fusion` run folder (its final weights), "
+            "instead of --alpha's."
+        ),
+    ] = None,
     images: Annotated[
         int, typer.Option(help="First N of a seeded permutation of the test split.")
     ] = 2_000,
@@ -170,7 +181,7 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Each head's clean and perturbed accuracy, and how visible the perturbation is."""
-    from apps.fusion_eval import EvaluationRequest
+    from apps.fusion_eval import EvaluationRequest, heads_path
     from apps.fusion_eval import evaluate as run_evaluation
     from attacks.evasion import parse_perturbation
     from defenses.fusion.heads import heads_file
@@ -182,7 +193,7 @@ def evaluate(
         raise UnknownNameError("head", crafted_on, HEADS)
     request = EvaluationRequest(
         checkpoint_dir=checkpoint or SHIPPED_CHECKPOINTS,
-        heads_file=heads_file(alpha),
+        heads_file=heads_file(alpha) if heads is None else str(heads_path(heads).resolve()),
         perturbation=parsed,
         crafted_on=crafted_on,
         images=images,

@@ -5,6 +5,7 @@
 <run>/partitions.json                                each client's partition size and labels
 <run>/accuracy.json                                  global test accuracy per round
 <run>/privacy.json                                   DP-SGD ε per round (runs with dp-sgd)
+<run>/final_weights.safetensors                      the global model after the last round
 <run>/observations/round-001/client-000.safetensors  what the server received (Observation)
 <run>/observations/round-001/aggregate.safetensors   under secure aggregation, all the server gets
 <run>/ground_truth/round-001/client-000.safetensors  the client's batch (GroundTruth), for scoring
@@ -19,6 +20,7 @@ CONFIG_FILE = "config.json"
 PARTITIONS_FILE = "partitions.json"
 ACCURACY_FILE = "accuracy.json"
 PRIVACY_FILE = "privacy.json"
+FINAL_WEIGHTS_FILE = "final_weights.safetensors"
 OBSERVATIONS_DIR = "observations"
 GROUND_TRUTH_DIR = "ground_truth"
 

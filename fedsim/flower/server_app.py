@@ -23,7 +23,13 @@ from fedsim.flower.config import SimulationConfig
 from fedsim.flower.defense_hooks import NO_DEFENSES, Defend, DefenseHooks, undefended
 from fedsim.flower.evaluation import GlobalEvaluator
 from fedsim.flower.records import to_array_record, to_state_dict
-from fedsim.flower.run_dir import ACCURACY_FILE, CONFIG_FILE, PARTITIONS_FILE, PRIVACY_FILE
+from fedsim.flower.run_dir import (
+    ACCURACY_FILE,
+    CONFIG_FILE,
+    FINAL_WEIGHTS_FILE,
+    PARTITIONS_FILE,
+    PRIVACY_FILE,
+)
 from fedsim.flower.strategy import CuriousServer, all_clients_fedavg
 from fedsim.models import build_model
 from fedsim.provenance import provenance, seed_everything
@@ -75,7 +81,10 @@ def serve(
     server = CuriousServer(strategy, recorder, hooks.secure_aggregation)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        history[server_round] = evaluator.accuracy(to_state_dict(arrays))
+        state = to_state_dict(arrays)
+        history[server_round] = evaluator.accuracy(state)
+        if server_round == run.rounds:
+            _write_final_weights(run, state)
         write_json(
             run.out_dir / ACCURACY_FILE,
             {
@@ -109,6 +118,17 @@ def serve(
         evaluate_fn=evaluate,
     )
     return [history[r] for r in range(1, run.rounds + 1)]
+
+
+def _write_final_weights(run: SimulationConfig, state: dict[str, torch.Tensor]) -> None:
+    """final_weights.safetensors: the global state after the last round, with the run's model,
+    dataset, seed and command-line config in its metadata."""
+    from safetensors.torch import save_file
+
+    metadata = {"model": run.model, "dataset": run.dataset, "rounds": str(run.rounds)}
+    metadata |= {"seed": str(run.seed), "config": run.model_dump_json()}
+    tensors = {name: value.detach().cpu().contiguous() for name, value in state.items()}
+    save_file(tensors, str(run.out_dir / FINAL_WEIGHTS_FILE), metadata=metadata)
 
 
 def _write_privacy(run: SimulationConfig, client_metrics: dict[int, dict[int, dict]]) -> None:

@@ -81,3 +81,47 @@ def test_evaluate_json_line(
     else:
         assert 15 < result["psnr"] < 60 and result["st_lpips"] > 0
     assert result["lpips"] is not None or result["lpips_unavailable"]
+
+
+def test_evaluate_reads_heads_from_a_file_or_a_run_folder(
+    run_cli, data_dir, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final_weights.safetensors").write_bytes(
+        (tiny_checkpoint / "heads.safetensors").read_bytes()
+    )
+    args = ["fusion", "evaluate", "--checkpoint", str(tiny_checkpoint), "--images", "4"]
+    args += ["--device", "cpu", "--json"]
+    results = []
+    for heads in (run, tiny_checkpoint / "heads.safetensors"):
+        code, out, err = run_cli([*args, "--heads", str(heads)])
+        assert code == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    assert results[0]["heads_file"].endswith("final_weights.safetensors")
+    assert results[0]["fused"] == results[1]["fused"]
+
+
+@pytest.mark.parametrize(
+    ("heads", "message"),
+    [("nowhere", "no heads at"), ("object.safetensors", "holds no fusion heads")],
+)
+def test_evaluate_bad_heads_is_one_line(
+    run_cli, tiny_checkpoint: Path, heads: str, message: str
+) -> None:
+    args = ["fusion", "evaluate", "--checkpoint", str(tiny_checkpoint), "--images", "4"]
+
+    code, _, err = run_cli([*args, "--heads", str(tiny_checkpoint / heads)])
+
+    assert code == 2 and err.strip().count("\n") == 0
+    assert message in err and "simulate --model fusion` run folder" in err
+
+
+def test_shipped_metadata_records_numbers() -> None:
+    from fedsim.models.fusion import SHIPPED_CHECKPOINTS
+
+    for path in SHIPPED_CHECKPOINTS.glob("*.json"):
+        record = json.loads(path.read_text())
+        numbers = [v for k, v in record.items() if "accuracy" in k or k in ("seed", "epochs")]
+        assert numbers and all(isinstance(v, int | float) for v in numbers), path.name

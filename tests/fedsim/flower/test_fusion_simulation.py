@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from fedsim.flower.run_dir import observation_path
+from fedsim.flower.run_dir import FINAL_WEIGHTS_FILE, observation_path
 from fedsim.models.fusion import HEADS
 from fedsim.observation import Observation
 
@@ -33,6 +33,18 @@ def test_only_the_heads_are_sent_and_only_the_fused_head_changes(fusion_run: Pat
     assert sorted(observation.client_update) == ["heads.fused.bias", "heads.fused.weight"]
     assert observation.client_update["heads.fused.weight"].abs().sum() > 0
     assert not any("stream" in key or "trunk" in key for key in stored)
+    final = load_file(str(fusion_run / FINAL_WEIGHTS_FILE))
+    assert sorted(final) == HEAD_KEYS
+
+
+def test_evaluate_reads_the_runs_final_heads(fusion_run: Path, run_cli) -> None:
+    args = ["fusion", "evaluate", "--heads", str(fusion_run), "--images", "4", "--device", "cpu"]
+
+    code, stdout, stderr = run_cli([*args, "--json"])
+
+    assert code == 0, stderr
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["heads_file"] == str((fusion_run / FINAL_WEIGHTS_FILE).resolve())
 
 
 def test_attack_inverts_the_captured_head_update(fusion_run: Path, tmp_path: Path, run_cli) -> None:
