@@ -2,9 +2,10 @@
 language and evaluated by walking its tree (never ``eval``).
 
 An expression compares sums of terms with ``>=``, ``<=``, ``>`` or ``<`` and joins comparisons
-with ``and`` / ``or`` (parentheses group). A term is a number, ``max(...)`` / ``min(...)`` of
-terms, or a median: ``metric[column]`` (the column's name bare or quoted, ``psnr['ig-fast']``)
-in a report with columns, a bare ``metric`` in one without::
+with ``and`` / ``or`` (parentheses group). A term is a number, a number times a term
+(``0.5 * ap50[random]``), ``max(...)`` / ``min(...)`` of terms, or a median: ``metric[column]``
+(the column's name bare or quoted, ``psnr['ig-fast']``) in a report with columns, a bare
+``metric`` in one without::
 
     psnr[dia] >= psnr['dia-no-masks'] + 10 and (psnr[wiig] - psnr[dia] <= 3 or psnr[dia] > 40)
 """
@@ -86,6 +87,8 @@ def _check(
     elif not boolean and isinstance(node, ast.BinOp) and type(node.op) in (ast.Add, ast.Sub):
         check(node.left, False)
         check(node.right, False)
+    elif not boolean and _is_scaling(node):
+        check(node.right, False)
     elif not boolean and isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         check(node.operand, False)
     elif not boolean and isinstance(node, ast.Constant) and _is_number(node.value):
@@ -109,7 +112,7 @@ def _check(
     else:
         raise ValueError(
             f"goal {text!r}: {ast.unparse(node)!r} is not allowed; use numbers, metric[column], "
-            "+, -, max(), min(), comparisons, and, or"
+            "+, -, number * term, max(), min(), comparisons, and, or"
         )
 
 
@@ -137,6 +140,8 @@ def _value(node: ast.AST, lookup: Lookup) -> float | bool:
         return all(_COMPARE[type(op)](left, right) for op, left, right in pairs)
     if isinstance(node, ast.BinOp):
         left, right = float(_value(node.left, lookup)), float(_value(node.right, lookup))
+        if isinstance(node.op, ast.Mult):
+            return left * right
         return left + right if isinstance(node.op, ast.Add) else left - right
     if isinstance(node, ast.UnaryOp):
         return -float(_value(node.operand, lookup))
@@ -155,6 +160,16 @@ def _value(node: ast.AST, lookup: Lookup) -> float | bool:
 
 def _function(node: ast.Call) -> Callable | None:
     return _FUNCTIONS.get(node.func.id) if isinstance(node.func, ast.Name) else None
+
+
+def _is_scaling(node: ast.AST) -> bool:
+    """``number * term``: a term scaled by a constant (``0.5 * ap50[random]``)."""
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Mult)
+        and isinstance(node.left, ast.Constant)
+        and _is_number(node.left.value)
+    )
 
 
 def _is_number(value: object) -> bool:
