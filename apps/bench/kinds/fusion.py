@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,7 +83,7 @@ class FusionCell(KindCell):
         import torch
         from safetensors.torch import save_file
 
-        from apps.fusion_eval import held_out_images, model_heads, per_class, predictions
+        from apps.fusion_eval import held_out_images, model_heads, per_class
         from apps.report import CONFIG_FILE, METRICS_FILE
         from fedsim.device import resolve_device
         from fedsim.storage import write_json
@@ -90,20 +91,21 @@ class FusionCell(KindCell):
         started = time.perf_counter()
         device = resolve_device(self.device)
         heads_file, head = model_heads(self.model)
-        model = _load(self._checkpoint(), heads_file).to(device)
         clean, labels = held_out_images(self.images, self.seed)
-        perturbed, visibility, crafted_s = self._perturbed(clean, labels, device, cache)
-        clean_hits = predictions(model, clean, device, self.batch_size)[head] == labels
-        predicted = predictions(model, perturbed, device, self.batch_size)[head]
+        made, visibility, crafted = self._perturbed(clean, labels, device, cache)
+        crafted_s = time.perf_counter() - started if crafted else 0.0
+        clean_key = self._set_key("none", None)
+        clean_hits = self._predicted(clean, clean_key, heads_file, device, cache)[head] == labels
+        own_key = self._set_key(self.perturbation, self.crafted_on())
+        predicted = self._predicted(made, own_key, heads_file, device, cache)[head]
         hits = predicted == labels
         classes = 10
-        medians = visibility["medians"]
         metrics = {
             "accuracy": float(hits.float().mean()),
             "clean_accuracy": float(clean_hits.float().mean()),
             "per_class_accuracy": per_class(hits, labels, classes),
             "clean_per_class_accuracy": per_class(clean_hits, labels, classes),
-            **medians,
+            **visibility["medians"],
             "images": len(labels),
             "heads_file": heads_file,
             "head": head,
@@ -117,7 +119,7 @@ class FusionCell(KindCell):
         shown = slice(0, EXAMPLES)
         examples = {
             "clean": _pixels(clean[shown]),
-            "perturbed": _pixels(perturbed[shown]),
+            "perturbed": _pixels(made[shown]),
             "labels": labels[shown].contiguous(),
             "predicted": predicted[shown].contiguous(),
             "psnr": torch.tensor(visibility["psnr"][:EXAMPLES]),
@@ -132,52 +134,85 @@ class FusionCell(KindCell):
 
         return SHIPPED_CHECKPOINTS if self.checkpoint is None else Path(self.checkpoint)
 
-    def _perturbed(self, clean: Any, labels: Any, device: Any, cache: Path | None) -> tuple:
-        """The perturbed images, their visibility (medians and per-image PSNR / ST-LPIPS) and
-        the seconds spent crafting here (0 when read from ``cache``)."""
-        from safetensors.torch import load_file, save_file
-
-        from apps.fusion_eval import craft, model_heads, visibility
-        from attacks.evasion import parse_perturbation
-        from fedsim.models.fusion import HeadClassifier
-
-        source = self.crafted_on()
-        key = {
+    def _set_key(self, perturbation: str, crafted_on: str | None) -> dict[str, object]:
+        """What names a set of images: the same key, the same pixels."""
+        return {
             "checkpoint": str(self._checkpoint().resolve()),
-            "crafted_on": source,
-            "perturbation": self.perturbation,
+            "crafted_on": crafted_on,
+            "perturbation": perturbation,
             "images": self.images,
             "seed": self.seed,
             "batch_size": self.batch_size,
             "device": self.device,
         }
-        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        path = None if cache is None else cache / "fusion" / f"{name}.safetensors"
-        if path is not None and path.is_file():
-            stored = load_file(str(path))
-            found = json.loads(path.with_suffix(".json").read_text())
-            return stored["perturbed"], found, 0.0
-        started = time.perf_counter()
-        classifier = None
-        if source is not None:
-            heads_file, head = model_heads(source)
-            crafted = _load(self._checkpoint(), heads_file).to(device)
-            classifier = HeadClassifier(crafted, head).eval()
-        perturbation = parse_perturbation(self.perturbation)
-        perturbed = craft(
-            perturbation, clean, labels, classifier, device, self.batch_size, self.seed
-        )
-        medians, values = visibility(perturbed, clean, self.batch_size)
-        found = {"medians": medians, "psnr": values["psnr"], "st_lpips": values["st_lpips"]}
-        crafted_s = time.perf_counter() - started
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            # the JSON first: a set is read only once its images are in place
-            path.with_suffix(".json").write_text(json.dumps({**found, "key": key}))
-            save_file({"perturbed": perturbed.contiguous()}, str(tmp))
-            tmp.replace(path)
-        return perturbed, found, crafted_s
+
+    def _perturbed(self, clean: Any, labels: Any, device: Any, cache: Path | None) -> tuple:
+        """The perturbed images, their visibility (medians and per-image PSNR / ST-LPIPS) and
+        whether they were crafted here (else read from ``cache``)."""
+        from apps.fusion_eval import craft, model_heads, visibility
+        from attacks.evasion import parse_perturbation
+        from fedsim.models.fusion import HeadClassifier
+
+        def make() -> tuple[dict[str, Any], dict[str, Any]]:
+            source, classifier = self.crafted_on(), None
+            if source is not None:
+                heads_file, head = model_heads(source)
+                crafted = _load(self._checkpoint(), heads_file).to(device)
+                classifier = HeadClassifier(crafted, head).eval()
+            perturbation = parse_perturbation(self.perturbation)
+            made = craft(
+                perturbation, clean, labels, classifier, device, self.batch_size, self.seed
+            )
+            medians, values = visibility(made, clean, self.batch_size)
+            found = {"medians": medians, "psnr": values["psnr"], "st_lpips": values["st_lpips"]}
+            return {"perturbed": made.contiguous()}, found
+
+        key = self._set_key(self.perturbation, self.crafted_on())
+        tensors, found, crafted = _shared(cache, "perturbed", key, make)
+        return tensors["perturbed"], found, crafted
+
+    def _predicted(
+        self, images: Any, key: dict, heads_file: str, device: Any, cache: Path | None
+    ) -> dict[str, Any]:
+        """Every head's predictions (of ``heads_file``) for the image set named by ``key``."""
+        from apps.fusion_eval import predictions
+
+        def make() -> tuple[dict[str, Any], dict[str, Any]]:
+            model = _load(self._checkpoint(), heads_file).to(device)
+            return predictions(model, images, device, self.batch_size), {}
+
+        tensors, _, _ = _shared(cache, "predictions", key | {"heads_file": heads_file}, make)
+        return tensors
+
+
+def _shared(
+    cache: Path | None,
+    group: str,
+    key: dict[str, object],
+    make: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Tensors and JSON named by ``key`` in ``cache/fusion/group``: made once by ``make`` while
+    the others wait on its lock, then read. Returns them and whether they were made here."""
+    import fcntl
+
+    from safetensors.torch import load_file, save_file
+
+    if cache is None:
+        return (*make(), True)
+    folder = cache / "fusion" / group
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / f"{name}.safetensors"
+    with (folder / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if path.is_file():
+            return load_file(str(path)), json.loads(path.with_suffix(".json").read_text()), False
+        tensors, found = make()
+        path.with_suffix(".json").write_text(json.dumps({**found, "key": key}))
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp))
+        tmp.replace(path)
+    return tensors, found, True
 
 
 class FusionGrid(KindGrid):

@@ -76,7 +76,7 @@ def test_a_fusion_suite_runs_into_the_store_and_reports(
         else:
             assert row["psnr"] > 20
     # none, blur, fgsm on object (transfer and object white-box share it), fgsm on fused
-    assert len(list((out / CACHE_DIR / "fusion").glob("*.safetensors"))) == 4
+    assert len(list((out / CACHE_DIR / "fusion" / "perturbed").glob("*.safetensors"))) == 4
 
     code, stdout, err = run_cli(args)
     assert code == 0 and "8 cells, 8 already done" in err
