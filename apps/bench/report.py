@@ -12,7 +12,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.bench.goals import evaluate_goal
@@ -39,6 +39,8 @@ class ReportRow:
     images: int
     medians: dict[str, dict[str, float | None]]
     verdicts: dict[str, str]
+    intervals: dict[str, dict[str, tuple[float, float] | None]] = field(default_factory=dict)
+    """Per column and metric, the median's 95 % bootstrap interval (``[report] intervals``)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class SuiteReport:
                     for column, values in row.medians.items()
                 },
                 "verdicts": row.verdicts,
+                "intervals": {
+                    column: {
+                        k: None if v is None else [_finite(v[0]), _finite(v[1])]
+                        for k, v in values.items()
+                    }
+                    for column, values in row.intervals.items()
+                },
             }
             for row in self.rows
         ]
@@ -127,8 +136,7 @@ def report_table(report: SuiteReport) -> tuple[list[str], list[list[str]]]:
         failed = f" ({row.failed} failed)" if row.failed else ""
         values = [_key(row.keys[k]) for k in spec.rows] + [str(row.images), f"{row.cells}{failed}"]
         for metric in spec.metrics:
-            medians = [row.medians.get(column, {}).get(metric) for column in report.columns]
-            values.append(" / ".join(_number(metric, median) for median in medians))
+            values.append(" / ".join(_cell_text(row, column, metric) for column in report.columns))
         lines.append(values + [row.verdicts[goal.name] for goal in spec.goals])
     return header, lines
 
@@ -292,6 +300,11 @@ def _suite_report(
             column: {m: _median([c[m] for c in cells]) for m in metrics}
             for column, cells in by_column.items()
         }
+        intervals = {
+            column: {m: bootstrap_interval([c[m] for c in cells]) for m in spec.metrics}
+            for column, cells in by_column.items()
+            if spec.intervals
+        }
 
         def lookup(metric: str, column: str | None, medians: dict = medians) -> float | None:
             return medians.get(column or "", {}).get(metric)
@@ -315,6 +328,7 @@ def _suite_report(
                 ),
                 medians=medians,
                 verdicts=verdicts,
+                intervals=intervals,
             )
         )
     columns_in_order = sorted(columns, key=lambda column: _column_rank(spec, column, order))
@@ -332,6 +346,38 @@ def _metric(name: str, row: Mapping[str, object], metrics: dict) -> float | None
     if name == "psnr" and value is None:
         return math.inf
     return None if value is None else float(value)
+
+
+def bootstrap_interval(values: list[float | None]) -> tuple[float, float] | None:
+    """The 95 % percentile-bootstrap interval of the median of ``values`` (None left out;
+    scipy, 2,000 resamples, seeded), or None with fewer than two values."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    present = np.array([v for v in values if v is not None], dtype=float)
+    if len(present) < 2:
+        return None
+    if np.all(present == present[0]):
+        return float(present[0]), float(present[0])
+    with np.errstate(invalid="ignore"):  # medians of +∞ (exact reconstructions) stay +∞
+        result = bootstrap(
+            (present,),
+            np.median,
+            n_resamples=2000,
+            method="percentile",
+            random_state=np.random.default_rng(0),
+        )
+    low, high = result.confidence_interval
+    return tuple(math.inf if math.isnan(end) else float(end) for end in (low, high))
+
+
+def _cell_text(row: ReportRow, column: str, metric: str) -> str:
+    """A median as the table prints it, with its interval where the report has one."""
+    text = _number(metric, row.medians.get(column, {}).get(metric))
+    interval = row.intervals.get(column, {}).get(metric)
+    if interval is None:
+        return text
+    return f"{text} [{_number(metric, interval[0])}, {_number(metric, interval[1])}]"
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -5,6 +5,7 @@ and the goals each row is judged by::
     rows = ["dataset", "model", "dropout"]      # cell fields; one table row per combination
     columns = "attack"                          # a cell field, or "" for one column
     metrics = ["psnr", "ssim", "st_lpips"]
+    intervals = true                            # optional: 95 % bootstrap interval per median
     [[report.goals]]
     name = "DIA ≥ IG + 10 dB"
     expression = "psnr[dia] >= psnr['dia-no-masks'] + 10"
@@ -90,6 +91,9 @@ class ReportSpec(BaseModel):
     columns: str = "attack"
     metrics: tuple[str, ...] = Field(("psnr", "ssim", "st_lpips"), min_length=1)
     goals: tuple[Goal, ...] = ()
+    intervals: bool = Field(
+        False, description="also a 95 % bootstrap interval of each median: 'median [low, high]'"
+    )
 
     @field_validator("rows")
     @classmethod

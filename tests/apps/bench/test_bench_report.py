@@ -44,10 +44,10 @@ PSNR = {
 SSIM = {(0.1, "ig"): [0.1, 0.3, 0.2], (0.1, "dia"): [0.9, 0.8, 1.0]}
 
 
-def write_store(tmp_path: Path) -> Path:
+def write_store(tmp_path: Path, suite_text: str = SUITE) -> Path:
     """A finished campaign folder: real cells of SUITE, rows through the store's API."""
     path = tmp_path / "dia-mini.toml"
-    path.write_text(SUITE)
+    path.write_text(suite_text)
     suite = load_suite(path)
     out = tmp_path / "campaign"
     out.mkdir()
@@ -123,6 +123,26 @@ def test_json_report_and_plots(tmp_path: Path, data_dir: Path, run_cli) -> None:
     plots = {Path(p).name for p in document["plots"]}
     assert plots == {"dia-mini-psnr.png", "dia-mini-ssim.png"}
     assert (out / "report" / "dia-mini-psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_intervals_print_each_medians_bootstrap_interval(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    with_intervals = SUITE.replace(
+        'metrics = ["psnr", "ssim"]', 'metrics = ["psnr"]\nintervals = true'
+    )
+    out = write_store(tmp_path, with_intervals)
+
+    code, stdout, err = run_cli(["bench", "report", str(out), "--no-plots"])
+    _, json_out, _ = run_cli(["bench", "report", str(out), "--format", "json", "--no-plots"])
+
+    assert code == 0, err
+    # p = 0.1: IG's 10, 14, 12 → median 12, resampled medians span 10 … 14; DIA's two exact
+    # images (∞) and 25 → the interval reaches ∞.
+    assert "| mnist | mlp | 0.1 | 3 | 6 | 12.0 [10.0, 14.0] / inf [25.0, inf] | met |" in stdout
+    first = json.loads(json_out.strip().splitlines()[-1])["suites"][0]["rows"][0]
+    assert first["intervals"]["ig"] == {"psnr": [10.0, 14.0]}
+    assert first["intervals"]["dia"] == {"psnr": [25.0, None]}  # ∞ is null, as medians
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "not-sqlite"])
