@@ -28,6 +28,7 @@ from attacks import GradientInversion, get_preset
 from attacks.defense_replay import replayed_defenses
 from attacks.engine import ProgressCallback
 from attacks.generators import generator_for
+from attacks.matching import batch_norm_targets
 from attacks.reconstruction import Reconstruction
 from defenses.fedsgd import defend_gradient, defended_model_spec
 from defenses.specs import parse_defenses
@@ -250,6 +251,7 @@ def _attack_and_report(
     )
     oracle = attack_config.dropout_masks == "oracle"
     reconstruction = attack(observation, oracle_masks=truth.dropout_masks if oracle else None)
+    bn_targets = batch_norm_targets(observation, attack_config)
     config = {
         "request": settings.model_dump(mode="json"),
         "attack": attack_config.model_dump(),
@@ -262,6 +264,8 @@ def _attack_and_report(
             if attack_config.defense_aware
             else [],
             "oracle": "client's true dropout masks (ground truth)" if oracle else None,
+            "buffers_leaked": observation.buffer_names(),
+            "batch_norm_prior": None if bn_targets is None else bn_targets.describe(),
         },
         "generator": None if generator_record is None else asdict(generator_record),
         **provenance(settings.seed, device),

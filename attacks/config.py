@@ -50,6 +50,17 @@ class AttackConfig(BaseModel):
         "of the stage's starting feature map",
     )
     image_norm_weight: float = Field(0.0, ge=0, description="weight of the images' l2 norm")
+    bn_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the BatchNorm-statistics prior: squared distance of the dummy "
+        "batch's channel mean and variance to the targets, summed over layers (0: off)",
+    )
+    bn_statistics: Literal["leaked", "running"] = Field(
+        "leaked",
+        description="the prior's targets: the batch statistics the client's returned buffers "
+        "leak (falling back to running where none do), or the global model's running ones",
+    )
     dropout_masks: Literal["off", "search", "oracle"] = Field(
         "off",
         description="the victim's dropout masks: unknown and left out of the attacker's model "

@@ -5,6 +5,9 @@ from __future__ import annotations
 from attacks.config import AttackConfig
 from fedsim.errors import UnknownNameError
 
+BN_WEIGHT = 1e-2
+"""Weight of ig-bn's BatchNorm-statistics prior beside IG's cosine distance."""
+
 # Zhu et al. 2019: squared-L2 gradient match, L-BFGS, labels searched jointly.
 _DLG = AttackConfig(
     name="dlg",
@@ -59,16 +62,26 @@ _GIFD = _IG.model_copy(
     }
 )
 
+# Inverting Gradients for short budgets (hundreds of steps, not 24,000): a 3× larger first
+# step with cosine decay. On convnet64 / CIFAR-10 at 50 steps it gained 4–5 dB over the
+# paper's schedule (benchmarks/README.md).
+_IG_FAST = _IG.model_copy(
+    update={"name": "ig-fast", "lr": 0.3, "schedule": "cosine", "iterations": 200}
+)
+# ig-fast plus the BatchNorm-statistics prior (Yin et al. 2021, GradInversion) for clients that
+# train in train mode: targets leaked by the client's returned buffers (attacks.batch_statistics).
+_IG_BN = _IG_FAST.model_copy(update={"name": "ig-bn", "bn_weight": BN_WEIGHT})
+
 PRESETS: dict[str, AttackConfig] = {
     "dlg": _DLG,
     # Zhao et al. 2020: DLG with the label read analytically from the last layer (batch 1).
     "idlg": _DLG.model_copy(update={"name": "idlg", "label_strategy": "idlg"}),
     "ig": _IG,
-    # Inverting Gradients for short budgets (hundreds of steps, not 24,000): a 3× larger first
-    # step with cosine decay. On convnet64 / CIFAR-10 at 50 steps it gained 4–5 dB over the
-    # paper's schedule (benchmarks/README.md).
-    "ig-fast": _IG.model_copy(
-        update={"name": "ig-fast", "lr": 0.3, "schedule": "cosine", "iterations": 200}
+    "ig-fast": _IG_FAST,
+    "ig-bn": _IG_BN,
+    # GradInversion's own assumption: the global model's running statistics as the targets.
+    "ig-bn-running": _IG_BN.model_copy(
+        update={"name": "ig-bn-running", "bn_statistics": "running"}
     ),
     "dia": _DIA,
     # The same paper's IG baseline: DIA's recipe with dropout left out of the attacker's model.
@@ -85,6 +98,8 @@ ATTACK_DESCRIPTIONS: dict[str, str] = {
     "idlg": "Improved DLG: analytic label, batch 1 (Zhao et al. 2020)",
     "ig": "Inverting Gradients (Geiping et al. 2020)",
     "ig-fast": "Inverting Gradients tuned for short budgets (lr 0.3, cosine decay)",
+    "ig-bn": "ig-fast + BatchNorm-statistics prior, targets leaked by the client's buffers",
+    "ig-bn-running": "ig-fast + BatchNorm-statistics prior on the global running statistics",
     "dia": "Dropout Inversion Attack: masks searched with the images (Scheliga et al. 2023)",
     "dia-no-masks": "IG with DIA's recipe, dropout left out (the DIA paper's IG baseline)",
     "wiig": "ORACLE upper bound: DIA given the client's true dropout masks (reads ground truth)",

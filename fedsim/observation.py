@@ -28,7 +28,9 @@ class Observation:
     client returned (``"weights"``). ``labels`` is set only when the threat model grants them.
     ``mean``/``std`` are the model's input normalisation, which the server knows; ``lr``,
     ``optimizer`` (torch's SGD or Adam with default betas), ``momentum`` and ``weight_decay``
-    are the client optimiser settings the server chose.
+    are the client optimiser settings the server chose. ``client_buffers`` are the buffers a
+    FedAvg client returned beside its parameters (BatchNorm ``running_mean``, ``running_var``,
+    ``num_batches_tracked``); a FedSGD gradient carries none, so it is empty there.
     """
 
     model: ModelSpec
@@ -49,10 +51,15 @@ class Observation:
     optimizer: ClientOptimizer = "sgd"
     defenses: tuple[str, ...] = ()
     context: dict[str, int | float | str] = field(default_factory=dict)
+    client_buffers: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def parameter_names(self) -> list[str]:
         """Names of the trainable parameters, in the order the update lists them."""
         return list(self.client_update)
+
+    def buffer_names(self) -> list[str]:
+        """Names of the buffers the client returned (empty: none leaked, e.g. FedSGD)."""
+        return list(self.client_buffers)
 
     @property
     def examples_seen(self) -> int:
@@ -73,6 +80,7 @@ class Observation:
         """Write this observation as one safetensors file."""
         tensors = {f"global/{k}": v for k, v in self.global_state.items()}
         tensors |= {f"update/{k}": v for k, v in self.client_update.items()}
+        tensors |= {f"buffers/{k}": v for k, v in self.client_buffers.items()}
         if self.labels is not None:
             tensors["labels"] = self.labels
         meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TENSOR_FIELDS}
@@ -93,12 +101,13 @@ class Observation:
         return cls(
             global_state=_strip(tensors, "global/"),
             client_update={k: tensors[f"update/{k}"] for k in order},
+            client_buffers=_strip(tensors, "buffers/"),
             labels=tensors.get("labels"),
             **meta,
         )
 
 
-_TENSOR_FIELDS = {"global_state", "client_update", "labels"}
+_TENSOR_FIELDS = {"global_state", "client_update", "client_buffers", "labels"}
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import torch
 from fedsim.data import DatasetSpec
 from fedsim.flower.config import SimulationConfig
 from fedsim.flower.run_dir import aggregate_path, observation_path
-from fedsim.models import ModelSpec
+from fedsim.models import ModelSpec, build_model
 from fedsim.observation import ClientOptimizer, Observation
 
 
@@ -19,9 +19,11 @@ class ObservationRecorder:
     """Turns what the server sent and got back into an Observation file per round and client.
 
     ``parameter_names`` are the model's trainable parameters, in ``named_parameters()`` order:
-    the update keeps those. Buffers a client returns (BatchNorm running statistics) are left
-    out of the Observation; FedAvg still averages them into the next global model, and the
-    global buffers the server sent are part of ``global_state``.
+    the update keeps those; the model's ``buffer_names`` a client returns (BatchNorm running
+    statistics and batch counts) are its ``client_buffers``. The global buffers the server
+    sent are part of ``global_state``. A secure aggregate keeps no buffers: its averaged
+    running variances are not the variance of the joint batch, so they would state a leak
+    that is not there.
     """
 
     run_dir: Path
@@ -35,12 +37,14 @@ class ObservationRecorder:
     momentum: float = 0.0
     weight_decay: float = 0.0
     defenses: tuple[str, ...] = ()
+    buffer_names: tuple[str, ...] = ()
 
     @classmethod
     def for_run(
         cls, run: SimulationConfig, parameter_names: tuple[str, ...]
     ) -> ObservationRecorder:
         """The recorder of a run: its folder, model, data and the clients' SGD settings."""
+        buffers = tuple(name for name, _ in build_model(run.model_spec()).named_buffers())
         return cls(
             run_dir=run.out_dir,
             model=run.model_spec(),
@@ -53,6 +57,7 @@ class ObservationRecorder:
             momentum=run.momentum,
             weight_decay=run.weight_decay,
             defenses=run.defenses,
+            buffer_names=buffers,
         )
 
     def record_aggregate(
@@ -103,6 +108,9 @@ class ObservationRecorder:
             batch_size=self.batch_size,
             num_examples=num_examples,
             context={"round": server_round, "client": client, **(metrics or {})},
+            client_buffers={
+                name: returned_state[name] for name in self.buffer_names if name in returned_state
+            },
         )
         observation.save(observation_path(self.run_dir, server_round, client))
         return observation
@@ -116,6 +124,7 @@ class ObservationRecorder:
         batch_size: int,
         num_examples: int,
         context: dict[str, int | float | str],
+        client_buffers: dict[str, torch.Tensor] | None = None,
     ) -> Observation:
         return Observation(
             model=self.model,
@@ -135,4 +144,5 @@ class ObservationRecorder:
             train_mode=self.train_mode,
             defenses=self.defenses,
             context=context,
+            client_buffers=client_buffers or {},
         )
