@@ -71,12 +71,12 @@ def render(root: Path, run: BenchRun) -> None:
         st.subheader("Privacy against utility")
         _privacy_utility(shown_done)
     st.subheader("Report")
-    _report(run)
+    report_section(run)
     st.subheader("One cell")
     _cell_detail(root, run, [c for c in run.cells if c.cell_id in set(shown["cell_id"])])
 
 
-def _report(run: BenchRun) -> None:
+def report_section(run: BenchRun) -> None:
     """The tables of `fedleak bench report`, from the same builder."""
     for report in build_report([asdict(cell) for cell in run.cells], run.suites):
         header, rows = report_table(report)
