@@ -19,7 +19,7 @@ from apps.bench.goals import evaluate_goal
 from apps.bench.report_spec import ReportSpec
 from fedsim.errors import UserInputError
 
-_OMITTED_DEFAULTS = {"adaptive": False}
+_OMITTED_DEFAULTS = {"adaptive": False, "per_class": None}
 """Cell fields a cell's canonical JSON leaves out at their default (``Cell.config_json``)."""
 
 REPORT_DIR = "report"
@@ -267,18 +267,19 @@ def _suite_report(
     metrics = spec.read_metrics()
     groups: dict[tuple, dict[str, list[dict]]] = {}
     failed: dict[tuple, int] = {}
-    columns: dict[str, None] = {}
+    columns: dict[str, tuple] = {}  # a column's name → its fields' values
     unscored = 0
     for row in members:
         config = _json(row.get("config_json"))
+        # A capture cell's Flower-run settings (local_steps, ...) count as its own fields.
+        fields = {**(config.get("capture") or {}), **config}
         values = {
-            k: _hashable(config.get(k, row.get(k, _OMITTED_DEFAULTS.get(k))))
-            for k in (*spec.rows, spec.columns)
-            if k
+            k: _hashable(fields.get(k, row.get(k, _OMITTED_DEFAULTS.get(k))))
+            for k in (*spec.rows, *spec.column_fields())
         }
         key = tuple(values[k] for k in spec.rows)
-        column = str(values[spec.columns]) if spec.columns else ""
-        columns.setdefault(column, None)
+        column = spec.column_name(values)
+        columns.setdefault(column, tuple(str(values[k]) for k in spec.column_fields()))
         groups.setdefault(key, {})
         if row.get("status") != "done":
             failed[key] = failed.get(key, 0) + 1
@@ -331,13 +332,17 @@ def _suite_report(
                 intervals=intervals,
             )
         )
-    columns_in_order = sorted(columns, key=lambda column: _column_rank(spec, column, order))
+    columns_in_order = sorted(columns, key=lambda c: _column_rank(spec, columns[c], order))
     return SuiteReport(name, description, spec, tuple(columns_in_order), tuple(table), unscored)
 
 
-def _column_rank(spec: ReportSpec, column: str, order: dict[str, list[object]]) -> tuple:
-    known = [str(v) for v in order.get(spec.columns, [])]
-    return (known.index(column), "") if column in known else (len(known), column)
+def _column_rank(spec: ReportSpec, values: tuple, order: dict[str, list[object]]) -> tuple:
+    """Per field of a column, the suite's order of its value, then the others by text."""
+    rank = []
+    for name, value in zip(spec.column_fields(), values, strict=True):
+        known = [str(v) for v in order.get(name, [])]
+        rank.append((known.index(value), "") if value in known else (len(known), value))
+    return tuple(rank)
 
 
 def _metric(name: str, row: Mapping[str, object], metrics: dict) -> float | None:

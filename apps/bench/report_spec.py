@@ -3,7 +3,9 @@ and the goals each row is judged by::
 
     [report]
     rows = ["dataset", "model", "dropout"]      # cell fields; one table row per combination
-    columns = "attack"                          # a cell field, or "" for one column
+    columns = "attack"                          # a cell field, "" for one column, or fields
+                                                # joined by "+" (a column per combination,
+                                                # named by the values joined by ":")
     metrics = ["psnr", "ssim", "st_lpips"]
     intervals = true                            # optional: 95 % bootstrap interval per median
     [[report.goals]]
@@ -34,6 +36,8 @@ ATTACK_KEY_FIELDS = (
     "images",
     "seed",
     "classes",
+    "local_steps",
+    "per_class",
     "iterations",
     "time_budget_s",
     "restarts",
@@ -63,6 +67,10 @@ METRICS = tuple(
 )
 """What a report may take medians of: the store's metric columns, from each attack cell's
 metrics the attack's steps and the random guess's PSNR (dB), and what kinds' cells return."""
+
+
+COLUMN_JOINER = "+"
+"""Joins the fields of ``columns`` that name one column together, e.g. ``attack+train_mode``."""
 
 
 class Goal(BaseModel):
@@ -105,7 +113,9 @@ class ReportSpec(BaseModel):
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, column: str) -> str:
-        return column if column == "" else _known("report.columns", column, KEY_FIELDS)
+        for name in column.split(COLUMN_JOINER) if column else ():
+            _known("report.columns", name, KEY_FIELDS)
+        return column
 
     @field_validator("metrics")
     @classmethod
@@ -116,8 +126,9 @@ class ReportSpec(BaseModel):
 
     @model_validator(mode="after")
     def _goals_parse(self) -> ReportSpec:
-        if self.columns in self.rows:
-            raise ValueError(f"report.columns {self.columns!r} is also in report.rows")
+        both = [name for name in self.column_fields() if name in self.rows]
+        if both:
+            raise ValueError(f"report.columns {both[0]!r} is also in report.rows")
         for goal in self.goals:
             self.medians_of(goal)
             bad = [field for field in goal.where if field not in self.rows]
@@ -127,6 +138,14 @@ class ReportSpec(BaseModel):
                     f"{', '.join(self.rows)}"
                 )
         return self
+
+    def column_fields(self) -> tuple[str, ...]:
+        """The cell fields whose values name a column (none: one column)."""
+        return tuple(self.columns.split(COLUMN_JOINER)) if self.columns else ()
+
+    def column_name(self, values: dict[str, object]) -> str:
+        """The column of a cell with these field values: the values joined by ``:``."""
+        return ":".join(str(values[name]) for name in self.column_fields())
 
     def medians_of(self, goal: Goal) -> list[Median]:
         """The medians a goal reads (checked against the metrics and the columns' use)."""

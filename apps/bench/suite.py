@@ -27,6 +27,11 @@ model, dropout and defense: the final test accuracy and, under dp-sgd, the clien
 it, ``secagg`` cells attack the round-1 secure aggregate of a small Flower run instead of one
 FedSGD gradient, one cell per seed (the image draw does not apply to them).
 
+An optional ``[settings.capture]`` table (:mod:`apps.bench.captures`) makes every cell attack a
+client update captured in a one-round Flower run instead of a FedSGD gradient: one client per
+batch of the draw, ``local_steps`` steps each, in the settings' train mode, the client's
+BatchNorm buffers returned beside its weights.
+
 An optional ``[report]`` table (:mod:`apps.bench.report_spec`) says how ``fedleak bench
 report`` tabulates the cells and which goals it judges each row by; a goal naming a column
 that no grid has is refused here.
@@ -57,6 +62,7 @@ from pydantic import (
     model_validator,
 )
 
+from apps.bench.captures import Capture
 from apps.bench.kinds import KINDS, KindCell, KindGrid
 from apps.bench.report_spec import Goal, ReportSpec
 from fedsim.errors import UnknownNameError, UserInputError
@@ -108,11 +114,28 @@ class Settings(BaseModel):
     adaptive: bool = Field(False, description="defense-aware matching, as `attack --adaptive`")
     train_mode: bool = False
     classes: tuple[int, ...] | None = Field(None, min_length=1)
+    per_class: int | None = Field(
+        None,
+        ge=1,
+        description="draw images in runs of this many of one class: repeated labels in a batch",
+    )
     generator: str | None = Field(
         None, description="a shipped generator's name (e.g. cifar10-classes-0-4) or a path"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     federated: Federated | None = None
+    capture: Capture | None = Field(
+        None, description="attack clients' updates captured in a Flower run, not FedSGD"
+    )
+
+    @model_validator(mode="after")
+    def _capture_or_federated(self) -> Settings:
+        if self.capture is not None and self.federated is not None:
+            raise ValueError(
+                "settings.capture and settings.federated both set; valid: one of them (a "
+                "capture cell attacks its own Flower run and measures no utility)"
+            )
+        return self
 
 
 class Grid(BaseModel):
@@ -355,6 +378,10 @@ class Suite(BaseModel):
         """Whether any grid's cells also run a Flower simulation."""
         return any(self.settings_of(grid).federated is not None for grid in self.attack_grids())
 
+    def has_captures(self) -> bool:
+        """Whether any grid's cells attack updates captured in a Flower run."""
+        return any(self.settings_of(grid).capture is not None for grid in self.attack_grids())
+
     def cells(self) -> list[Cell | KindCell]:
         """Every cell of every grid, in grid order, each once (reads the datasets' sizes)."""
         from attacks import get_preset
@@ -382,12 +409,17 @@ class Suite(BaseModel):
                 starts = range(0, count - batch_size + 1, batch_size)
                 # An aggregate's images are its Flower run's clients' batches, not the draw.
                 aggregate = settings.federated is not None and is_aggregate(defense)
-                key = (dataset, settings.split, count, seed, settings.classes)
-                if key not in draws and not aggregate:
+                # A capture's images are its clients' train batches, one client per batch.
+                capture = settings.capture
+                if capture is not None:
+                    capture = capture.model_copy(update={"clients": len(starts)})
+                key = (dataset, settings.split, count, seed, settings.classes, settings.per_class)
+                if key not in draws and not aggregate and capture is None:
                     draws[key] = _draw(dataset, settings, count, seed)
                 uses_generator = get_preset(attack).search == "generator"
                 for batch, start in enumerate(starts[:1] if aggregate else starts):
-                    indices = () if aggregate else tuple(draws[key][start : start + batch_size])
+                    undrawn = aggregate or capture is not None
+                    indices = () if undrawn else tuple(draws[key][start : start + batch_size])
                     cell = Cell(
                         dataset=dataset,
                         split=settings.split,
@@ -397,10 +429,11 @@ class Suite(BaseModel):
                         attack=attack,
                         defense=defense,
                         batch_size=batch_size,
-                        images=settings.federated.clients * batch_size if aggregate else count,
+                        images=_cell_images(settings, aggregate, count, batch_size),
                         batch=batch,
                         seed=seed,
                         classes=settings.classes,
+                        per_class=settings.per_class,
                         indices=indices,
                         iterations=settings.iterations,
                         time_budget_s=settings.time_budget_s,
@@ -410,6 +443,7 @@ class Suite(BaseModel):
                         generator=settings.generator if uses_generator else None,
                         device=settings.device,
                         federated=settings.federated,
+                        capture=capture,
                     )
                     cells.setdefault(cell.cell_id, cell)
         return list(cells.values())
@@ -417,8 +451,9 @@ class Suite(BaseModel):
 
 class Cell(BaseModel):
     """One job: one attack on one client batch (on a secure aggregate for ``secagg`` with
-    ``federated``, then ``indices`` is empty), and with ``federated`` a Flower run measuring
-    utility. Its canonical JSON names it (``cell_id``)."""
+    ``federated``, or on client ``batch``'s update in a Flower run with ``capture``; then
+    ``indices`` is empty), and with ``federated`` a Flower run measuring utility. Its
+    canonical JSON names it (``cell_id``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -432,7 +467,7 @@ class Cell(BaseModel):
     batch_size: int
     images: int = Field(
         description="images one seed draws, batch_size of them form this cell (an aggregate: "
-        "the clients' batches summed)"
+        "the clients' batches summed; a capture: the client's steps' batches)"
     )
     batch: int = Field(description="which batch of the draw, from 0")
     seed: int
@@ -446,12 +481,18 @@ class Cell(BaseModel):
     device: Literal["auto", "cpu", "cuda"]
     federated: Federated | None = None
     adaptive: bool = False
+    capture: Capture | None = None
+    per_class: int | None = None
 
     def config_json(self) -> str:
         """The canonical JSON of this cell: sorted keys, no spaces."""
         values = self.model_dump(mode="json")
+        if values["per_class"] is None:
+            del values["per_class"]  # cells of plain draws keep their earlier ids
         if values["federated"] is None:
             del values["federated"]  # cells without a Flower run keep their earlier ids
+        if values["capture"] is None:
+            del values["capture"]  # likewise cells that attack FedSGD gradients
         if not values["adaptive"]:
             del values["adaptive"]  # likewise cells of attacks that ignore the defenses
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
@@ -496,6 +537,11 @@ class Cell(BaseModel):
         }
 
     @property
+    def attacks_capture(self) -> bool:
+        """Whether the attack targets a client update captured in a Flower run."""
+        return self.capture is not None
+
+    @property
     def attacks_aggregate(self) -> bool:
         """Whether the attack targets a Flower run's secure aggregate, not a FedSGD gradient."""
         return self.federated is not None and is_aggregate(self.defense)
@@ -512,6 +558,16 @@ class Cell(BaseModel):
             f"{self.dataset}/{self.model}{dropout}/{self.attack}/{self.defense} "
             f"b{self.batch_size} seed {self.seed} #{self.batch}"
         )
+
+
+def _cell_images(settings: Settings, aggregate: bool, count: int, batch_size: int) -> int:
+    """A cell's ``images``: the draw's count, an aggregate's clients' batches summed, or a
+    captured client's images (its steps' batches)."""
+    if aggregate and settings.federated is not None:
+        return settings.federated.clients * batch_size
+    if settings.capture is not None:
+        return settings.capture.local_steps * batch_size
+    return count
 
 
 def is_aggregate(defense: str) -> bool:
@@ -557,7 +613,9 @@ def _known(kind: str, names: Iterable[str], valid: Iterable[str]) -> tuple[str, 
 def _draw(dataset: str, settings: Settings, count: int, seed: int) -> list[int]:
     from apps.bench.images import image_indices
 
-    draw = image_indices(dataset, count, seed, settings.classes, settings.split)
+    draw = image_indices(
+        dataset, count, seed, settings.classes, settings.split, per_class=settings.per_class
+    )
     if len(draw) < count:
         of = f" of classes {list(settings.classes)}" if settings.classes else ""
         raise UserInputError(
@@ -599,6 +657,7 @@ _KEYS = {
     "grid": Grid,
     "settings": Settings,
     "federated": Federated,
+    "capture": Capture,
     "report": ReportSpec,
     "goals": Goal,
 }
