@@ -140,12 +140,16 @@ def report(
     as_json: JsonFlag = False,
 ) -> None:
     """Print a campaign's tables (medians per row and column, goal verdicts); write its plots."""
+    from apps.bench.kind_plots import write_kind_plots
     from apps.bench.report import REPORT_DIR, load_report, report_json, to_markdown, write_plots
 
     if format_ not in ("markdown", "json"):
         raise FedleakError(f"invalid --format {format_!r}; valid: markdown, json")
     reports = load_report(folder)
-    written = write_plots(reports, folder / REPORT_DIR) if plots else []
+    written = []
+    if plots:
+        written = write_plots(reports, folder / REPORT_DIR)
+        written += write_kind_plots(folder, folder / REPORT_DIR)
     if as_json or format_ == "json":
         print(report_json(reports, written))
         return

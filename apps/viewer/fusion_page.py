@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from apps.bench.kinds.fusion import EXAMPLES_FILE
+from apps.bench.kinds.fusion import EXAMPLES_FILE, model_rank
 from apps.viewer.bench_page import report_section
 from apps.viewer.paths import resolve_inside
 from apps.viewer.records import BenchCell, BenchRun
@@ -50,13 +50,7 @@ def fusion_frame(cells: tuple[BenchCell, ...]) -> pd.DataFrame:
         )
     columns = ["model", "attack", "strength", "threat", "accuracy", "clean_accuracy", "psnr"]
     frame = pd.DataFrame(rows, columns=[*columns, "st_lpips", "cell_dir"])
-    return frame.sort_values("model", key=lambda names: names.map(_model_rank), kind="stable")
-
-
-def _model_rank(name: str) -> tuple[int, str]:
-    """object, context, fused, then the other fused heads by name."""
-    order = ("object", "context", "fused")
-    return (order.index(name), "") if name in order else (len(order), name)
+    return frame.sort_values("model", key=lambda names: names.map(model_rank), kind="stable")
 
 
 def curve(frame: pd.DataFrame, attack: str, threat: str) -> pd.DataFrame:

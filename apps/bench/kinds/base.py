@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,12 +74,18 @@ class KindGrid(BaseModel, ABC):
         return self.model_validate(self.model_dump() | known) if known else self
 
 
+Plots = Callable[[Iterable[Mapping[str, object]], Path], list[Path]]
+"""(a store's rows, a folder) → the PNG files written there from the kind's rows."""
+
+
 @dataclass(frozen=True)
 class CellKind:
     """A registered kind: its grid model (which makes its cells), the cell fields a report may
-    group by, and the metrics its cells return that a report may take medians of."""
+    group by, the metrics its cells return that a report may take medians of, and optionally
+    its own figures, which ``fedleak bench report`` writes beside the generic ones."""
 
     name: str
     grid: type[KindGrid]
     key_fields: tuple[str, ...]
     metrics: tuple[str, ...]
+    plots: Plots | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,9 +305,22 @@ def _pixels(images: Any) -> Any:
     return (images * 255).round().to(torch.uint8).contiguous()
 
 
+def model_rank(name: str) -> tuple[int, str]:
+    """Sort key of fusion models: object, context, fused, then the other fused heads by name."""
+    order = ("object", "context", "fused")
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+def _plots(rows: Iterable[Mapping[str, object]], folder: Path) -> list[Path]:
+    from apps.bench.kinds.fusion_plots import write_fusion_plots
+
+    return write_fusion_plots(rows, folder)
+
+
 FUSION = CellKind(
     name="fusion",
     grid=FusionGrid,
     key_fields=("model", "perturbation", "attack", "strength", "threat", "images", "seed"),
     metrics=("accuracy", "clean_accuracy", "psnr", "ssim", "st_lpips", "lpips", "crafted_s"),
+    plots=_plots,
 )

@@ -16,11 +16,11 @@ from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import load_suite
 from fedsim.errors import UserInputError
 
-# 2 models × (none, blur: 1 cell each; fgsm: transfer and white-box) = 8 cells on 6 images.
+# 3 models × (none, blur: 1 cell each; fgsm: transfer and white-box) = 12 cells on 6 images.
 TINY = """
 [grid]
 kind = "fusion"
-model = ["object", "fused"]
+model = ["object", "context", "fused"]
 perturbation = ["none", "fgsm:eps=8/255", "blur:sigma=1"]
 threat = ["transfer", "white-box"]
 images = [6]
@@ -62,10 +62,10 @@ def test_a_fusion_suite_runs_into_the_store_and_reports(
     code, stdout, err = run_cli(args)
 
     assert code == 0, err
-    assert json.loads(stdout.strip().splitlines()[-1])["done"] == 8
+    assert json.loads(stdout.strip().splitlines()[-1])["done"] == 12
     with ResultStore.open(store_path(out)) as store:
         rows = store.rows()
-    assert {row["status"] for row in rows} == {"done"} and len(rows) == 8
+    assert {row["status"] for row in rows} == {"done"} and len(rows) == 12
     for row in rows:
         metrics, config = json.loads(row["metrics_json"]), json.loads(row["config_json"])
         assert config["kind"] == "fusion" and row["images"] == 6 and row["dataset"] == "cifar10"
@@ -75,24 +75,29 @@ def test_a_fusion_suite_runs_into_the_store_and_reports(
             assert row["accuracy"] == metrics["clean_accuracy"] and row["psnr"] is None
         else:
             assert row["psnr"] > 20
-    # none, blur, fgsm on object (transfer and object white-box share it), fgsm on fused
-    assert len(list((out / CACHE_DIR / "fusion" / "perturbed").glob("*.safetensors"))) == 4
+    # none, blur, fgsm on object (transfer and object white-box share it), on context, on fused
+    assert len(list((out / CACHE_DIR / "fusion" / "perturbed").glob("*.safetensors"))) == 5
 
     code, stdout, err = run_cli(args)
-    assert code == 0 and "8 cells, 8 already done" in err
+    assert code == 0 and "12 cells, 12 already done" in err
 
     code, stdout, err = run_cli(["bench", "report", str(out), "--format", "json", "--no-plots"])
     assert code == 0, err
     (report,) = json.loads(stdout)["suites"]
-    assert report["columns"] == ["object", "fused"]
+    assert report["columns"] == ["object", "context", "fused"]
     verdicts = {(r["keys"]["attack"], r["keys"]["threat"]): r["verdicts"] for r in report["rows"]}
     assert set(verdicts) == {("none", "none"), ("fgsm", "transfer"), ("fgsm", "white-box")} | {
         ("blur", "none")
     }
     assert verdicts["fgsm", "transfer"]["fused ≥ object"] in ("met", "missed")
     assert verdicts["fgsm", "white-box"]["fused ≥ object"] == "–"
-    code, stdout, _ = run_cli(["bench", "report", str(out), "--no-plots"])
-    assert "| fgsm | 0.0313725 | transfer | 6 | 2 |" in stdout
+    code, stdout, err = run_cli(["bench", "report", str(out)])
+    assert "| fgsm | 0.0313725 | transfer | 6 | 3 |" in stdout
+    figures = out / "report"
+    assert (figures / "fusion-accuracy-vs-visibility.png").is_file()
+    gain = json.loads((figures / "fusion-per-class-gain.json").read_text())
+    assert gain["perturbations"] == 2 and len(gain["per_class_gain"]) == 10  # fgsm and blur
+    assert "fusion-per-class-gain.png" in err
 
 
 @pytest.mark.parametrize(
