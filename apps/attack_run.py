@@ -44,6 +44,7 @@ from fedsim.flower.run_dir import (
 )
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import ModelSpec, build_model
+from fedsim.models.trained_weights import load_trained_weights
 from fedsim.observation import Observation
 from fedsim.provenance import provenance, seed_everything
 from fedsim.storage import write_json
@@ -95,6 +96,11 @@ class AttackRequest(AttackSettings):
     model: str = "convnet64"
     dropout: float = 0.0
     train_mode: bool = False
+    weights: Path | None = Field(
+        None,
+        description="the attacked model's weights (a `fedleak simulate` run's final global "
+        "model); default: its seeded initialisation",
+    )
     image_folder: Path | None = None
     allow_embedded: bool = False
 
@@ -139,6 +145,10 @@ def run_attack(
         defenses,
     )
     model = build_model(model_spec)
+    victim = "seeded initialisation"
+    if request.weights is not None:
+        made = load_trained_weights(model, request.model, request.weights)
+        victim = f"trained weights {request.weights} ({made.get('rounds', '?')} rounds)"
     observation, truth = fedsgd_observation(
         model,
         model_spec,
@@ -154,7 +164,11 @@ def run_attack(
         observation = defend_gradient(
             observation, model, inputs, labels, truth.dropout_masks, defenses, request.seed
         )
-    source = {"data_source": data.source, "update": "FedSGD gradient of one batch"}
+    source = {
+        "data_source": data.source,
+        "update": "FedSGD gradient of one batch",
+        "victim_weights": victim,
+    }
     return _attack_and_report(request, observation, truth, source, progress)
 
 

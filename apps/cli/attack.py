@@ -29,6 +29,7 @@ _DATASET_MODE_DEFAULTS = {
     "model": "convnet64",
     "dropout": 0.0,
     "train_mode": False,
+    "weights": None,
     "image_folder": None,
 }
 
@@ -42,6 +43,10 @@ def attack(
     dropout: Annotated[float | None, typer.Option(help="Dropout rate [0].")] = None,
     train_mode: Annotated[
         bool | None, typer.Option("--train-mode", help="Client computes in train mode.")
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Attack a trained model: a `fedleak simulate` run's final weights."),
     ] = None,
     image_folder: Annotated[
         Path | None, typer.Option(help="Image folder <root>/<class>/<file>, tried last.")
@@ -105,6 +110,7 @@ def attack(
         "model": model,
         "dropout": dropout,
         "train_mode": train_mode,
+        "weights": weights,
         "image_folder": image_folder,
     }
     if run is not None:
