@@ -18,7 +18,7 @@ from attacks import metrics
 from attacks.evasion import Perturbation, perturb
 from fedsim.data import get_dataset_spec, load_dataset, normalize
 from fedsim.errors import UnknownNameError, UserInputError
-from fedsim.models.fusion import HEADS, ContextualFusion, HeadClassifier, load_fusion
+from fedsim.models.fusion import HEADS, ContextualFusion, HeadClassifier, TrunkPaths, load_fusion
 
 DATASET = "cifar10"
 Progress = Callable[[int, int], None]
@@ -36,6 +36,7 @@ class EvaluationRequest:
     images: int
     seed: int = 0
     batch_size: int = 250
+    trunks: TrunkPaths | None = None
 
 
 def evaluate(
@@ -47,7 +48,9 @@ def evaluate(
     median PSNR (dB), SSIM, ST-LPIPS and LPIPS over the images; JSON-ready."""
     if request.crafted_on not in HEADS:
         raise UnknownNameError("head", request.crafted_on, HEADS)
-    model = load_fusion(request.checkpoint_dir, heads_file=request.heads_file).to(device)
+    model = load_fusion(
+        request.checkpoint_dir, heads_file=request.heads_file, trunks=request.trunks
+    ).to(device)
     clean, labels = held_out_images(request.images, request.seed)
     crafted_on = HeadClassifier(model, request.crafted_on).eval()
     started = time.perf_counter()
@@ -73,6 +76,7 @@ def evaluate(
         "perturbation": str(request.perturbation),
         "crafted_on": request.crafted_on if request.perturbation.needs_gradients else None,
         "heads_file": request.heads_file,
+        "trunks": "cifar10" if request.trunks is None else "imagenet+places365",
         **heads,
         **medians,
         "images": len(labels),

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, ProgressColumn, TextColumn
@@ -17,6 +17,9 @@ from rich.table import Table
 from apps.cli.app import JsonFlag, app, fmt, stderr, stdout
 from apps.progress import job_bar
 from fedsim.errors import FedleakError, UnknownNameError
+
+if TYPE_CHECKING:
+    from fedsim.models.fusion import TrunkPaths
 
 fusion_app = typer.Typer(
     name="fusion",
@@ -27,6 +30,32 @@ fusion_app = typer.Typer(
 app.add_typer(fusion_app, name="fusion")
 
 TRAIN_STREAMS = ("object", "context", "heads")
+
+ImagenetOption = Annotated[
+    Path | None,
+    typer.Option(help="torchvision's ImageNet ResNet-18 (.pth) as the object trunk (224 px)."),
+]
+PlacesOption = Annotated[
+    Path | None,
+    typer.Option(help="resnet18_places365.pth.tar as the context trunk (with --imagenet)."),
+]
+
+
+def _trunk_paths(imagenet: Path | None, places365: Path | None) -> TrunkPaths | None:
+    """The user's ImageNet / Places365 trunks, both or neither (one line otherwise)."""
+    from fedsim.models.fusion import TrunkPaths
+
+    if imagenet is None and places365 is None:
+        return None
+    if imagenet is None or places365 is None:
+        raise FedleakError(
+            "--imagenet and --places365 go together (the object and the context trunk); "
+            "give both, or neither for the CIFAR-10 trunks of --checkpoint / --out"
+        )
+    for path in (imagenet, places365):
+        if not path.is_file():
+            raise FedleakError(f"no trunk checkpoint at {str(path)!r}; give a ResNet-18 .pth file")
+    return TrunkPaths(imagenet, places365)
 
 
 @contextmanager
@@ -63,11 +92,20 @@ def train(
     lr: Annotated[float, typer.Option(min=0.0, help="Trunks only: peak learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    imagenet: ImagenetOption = None,
+    places365: PlacesOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train one trunk on CIFAR-10 (whole image or context view), or the heads on frozen trunks."""
+    """Train one trunk on CIFAR-10 (whole image or context view), or the heads on frozen trunks
+    (the folder's, or with --imagenet / --places365 the user's)."""
     if stream not in TRAIN_STREAMS:
         raise UnknownNameError("stream", stream, TRAIN_STREAMS)
+    trunks = _trunk_paths(imagenet, places365)
+    if trunks is not None and stream != "heads":
+        raise FedleakError(
+            f"--imagenet / --places365 are trained trunks: they go with --stream heads, not "
+            f"--stream {stream}"
+        )
     alphas = tuple(alpha or (0.0,))
     if min(alphas) < 0:
         raise FedleakError(f"--alpha {min(alphas):g} out of range; valid: alpha >= 0")
@@ -75,11 +113,14 @@ def train(
     from fedsim.device import resolve_device
 
     where = resolve_device(device)
+    trunk_args = []
+    if trunks is not None:
+        trunk_args = ["--imagenet", str(trunks.imagenet), "--places365", str(trunks.places365)]
     command = shlex.join(
         ["fedleak", "fusion", "train", "--stream", stream, "--out", str(out)]
         + ["--epochs", str(epochs), "--seed", str(seed), "--device", device]
         + (
-            [part for a in alphas for part in ("--alpha", f"{a:g}")]
+            [part for a in alphas for part in ("--alpha", f"{a:g}")] + trunk_args
             if stream == "heads"
             else ["--width", str(width), "--batch-size", str(batch_size), "--lr", str(lr)]
         )
@@ -99,6 +140,7 @@ def train(
                 seed=seed,
                 device=where,
                 progress=lambda done, loss: advance(done, 1.0, loss=loss),
+                trunks=trunks,
             )
         wall_s = f"{time.perf_counter() - started:.0f}"
         heads_summaries = []
@@ -172,6 +214,8 @@ def evaluate(
             "instead of --alpha's."
         ),
     ] = None,
+    imagenet: ImagenetOption = None,
+    places365: PlacesOption = None,
     images: Annotated[
         int, typer.Option(help="First N of a seeded permutation of the test split.")
     ] = 2_000,
@@ -199,6 +243,7 @@ def evaluate(
         images=images,
         seed=seed,
         batch_size=batch_size,
+        trunks=_trunk_paths(imagenet, places365),
     )
     where = resolve_device(device)
     images_column = TextColumn("{task.completed}/{task.total} images")

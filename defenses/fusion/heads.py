@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional
 
 from fedsim.data import ImageDataset, normalize
-from fedsim.models.fusion import HEADS, ContextualFusion, load_fusion
+from fedsim.models.fusion import HEADS, ContextualFusion, TrunkPaths, load_fusion
 
 Progress = Callable[[float, float], None]
 """Called with (fraction done, current loss)."""
@@ -67,13 +67,16 @@ def train_heads(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    trunks: TrunkPaths | None = None,
 ) -> dict[float, HeadsResult]:
     """For each α, Adam on cached features (extracted once, no augmentation) of the sum of the
-    three heads' cross-entropies plus α‖W_obj‖², each from the same seeded start."""
+    three heads' cross-entropies plus α‖W_obj‖², each from the same seeded start; on the
+    folder's CIFAR trunks, or the user's ImageNet / Places365 ones (``trunks``, 224 px)."""
     where = torch.device(device)
-    model = load_fusion(checkpoint_dir, heads_file=None)
-    train_features = stream_features(model, train, where)
-    test_features = stream_features(model, test, where)
+    model = load_fusion(checkpoint_dir, heads_file=None, trunks=trunks)
+    chunk = 500 if trunks is None else 32  # 224 px activations are ~50 times larger
+    train_features = stream_features(model, train, where, chunk)
+    test_features = stream_features(model, test, where, chunk)
     steps_per_epoch = -(-len(train_features[2]) // batch_size)
     total = len(alphas) * epochs * steps_per_epoch
     results = {}

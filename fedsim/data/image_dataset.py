@@ -34,6 +34,11 @@ class ImageDataset:
     def __repr__(self) -> str:
         return f"ImageDataset({self.spec.name}/{self.split}, {len(self)} images, {self.source})"
 
+    def first(self, count: int) -> ImageDataset:
+        """The first ``count`` images of this split (all of them if it holds fewer)."""
+        rows = self._rows.select(range(min(count, len(self))))
+        return ImageDataset(self.spec, self.split, rows, self.source)
+
     def labels(self) -> torch.Tensor:
         """All labels as a LongTensor of shape (N,), read without decoding any image."""
         column = self.spec.label_column

@@ -6,17 +6,23 @@ object region set to zero, i.e. the dataset mean for normalised inputs, the peri
 The view is part of :class:`ContextStream`'s forward, so gradients reach the pixels through it.
 Trunks are public, frozen weights: the model's ``state_dict`` holds the heads only, so Flower
 sends and averages the heads and never the trunks.
+
+With :class:`TrunkPaths` the streams are the paper's: torchvision's ImageNet ResNet-18 and the
+Places365 ResNet-18 from files users have, each reading the CIFAR image upsampled to 224 px
+(:class:`TrunkInput`), the context view masked before the upsampling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from torch.nn import functional
 from torchvision.models import resnet18
 
 from fedsim.errors import UnknownNameError, UserInputError
@@ -29,6 +35,53 @@ TRUNK_WIDTH = 16
 """Channels of the CIFAR trunks' first stage (a narrow ResNet-18: 16 to 128, 128-d features)."""
 CENTRE_FRACTION = 0.5
 """Side of the masked central square, as a fraction of the image side (16×16 of 32×32)."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""The normalisation torchvision's ImageNet and the Places365 ResNet-18s were trained with."""
+TORCHVISION_SIZE = 224
+
+
+@dataclass(frozen=True)
+class TrunkPaths:
+    """Where a user keeps the paper's trunks: torchvision's ImageNet ResNet-18 state dict
+    (``resnet18-*.pth``) and ``resnet18_places365.pth.tar``."""
+
+    imagenet: Path
+    places365: Path
+
+
+class TrunkInput(nn.Module):
+    """CIFAR-normalised images → ``size`` px, ImageNet-normalised (bilinear upsampling)."""
+
+    def __init__(self, size: int = TORCHVISION_SIZE) -> None:
+        super().__init__()
+        from fedsim.data import get_dataset_spec
+
+        spec = get_dataset_spec("cifar10")
+        for name, values in (
+            ("cifar_mean", spec.mean),
+            ("cifar_std", spec.std),
+            ("mean", IMAGENET_MEAN),
+            ("std", IMAGENET_STD),
+        ):
+            self.register_buffer(name, torch.tensor(values).view(1, 3, 1, 1), persistent=False)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map [N, 3, H, W] CIFAR-normalised images to [N, 3, size, size] for the trunks."""
+        pixels = x * self.cifar_std + self.cifar_mean
+        resized = functional.interpolate(
+            pixels, size=(self.size, self.size), mode="bilinear", align_corners=False
+        )
+        return (resized - self.mean) / self.std
+
+
+def torchvision_streams(paths: TrunkPaths) -> tuple[nn.Module, nn.Module]:
+    """The object and context trunks from the user's files, each behind a :class:`TrunkInput`."""
+    return (
+        nn.Sequential(TrunkInput(), load_imagenet_trunk(paths.imagenet)),
+        nn.Sequential(TrunkInput(), load_places365_trunk(paths.places365)),
+    )
 
 
 def cifar_trunk(width: int = TRUNK_WIDTH) -> ResNet18:
@@ -185,15 +238,22 @@ class ContextualFusion(nn.Module):
 
 
 def load_fusion(
-    checkpoint_dir: Path, head: str = "fused", heads_file: str | None = "heads.safetensors"
+    checkpoint_dir: Path,
+    head: str = "fused",
+    heads_file: str | None = "heads.safetensors",
+    trunks: TrunkPaths | None = None,
 ) -> ContextualFusion:
-    """The CIFAR fusion model from a folder of ``object``, ``context`` and heads checkpoints.
+    """The CIFAR fusion model from a folder of ``object``, ``context`` and heads checkpoints,
+    or with ``trunks`` the user's ImageNet / Places365 trunks and the folder's heads.
 
     ``heads_file=None`` leaves the heads freshly initialised (what Flower starts from).
     """
     folder = Path(checkpoint_dir)
-    object_trunk = load_cifar_trunk(folder / "object.safetensors")
-    context_trunk = load_cifar_trunk(folder / "context.safetensors")
+    if trunks is None:
+        object_trunk = load_cifar_trunk(folder / "object.safetensors")
+        context_trunk = load_cifar_trunk(folder / "context.safetensors")
+    else:
+        object_trunk, context_trunk = torchvision_streams(trunks)
     model = ContextualFusion(object_trunk, context_trunk, _feature_dim(object_trunk), head=head)
     if heads_file is not None:
         heads_path = folder / heads_file
@@ -202,7 +262,14 @@ def load_fusion(
                 f"no heads checkpoint at {heads_path}; make one with "
                 "`fedleak fusion train --stream heads`"
             )
-        model.load_state_dict({k: v.float() for k, v in load_file(str(heads_path)).items()})
+        try:
+            model.load_state_dict({k: v.float() for k, v in load_file(str(heads_path)).items()})
+        except RuntimeError:
+            kind = "CIFAR-10" if trunks is None else "ImageNet / Places365"
+            raise UserInputError(
+                f"heads {str(heads_path)!r} do not fit the {kind} trunks ({model.feature_dim}-d "
+                "features); give the heads trained on them (`fedleak fusion train --stream heads`)"
+            ) from None
     return model.eval()
 
 

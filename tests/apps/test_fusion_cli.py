@@ -125,3 +125,68 @@ def test_shipped_metadata_records_numbers() -> None:
         record = json.loads(path.read_text())
         numbers = [v for k, v in record.items() if "accuracy" in k or k in ("seed", "epochs")]
         assert numbers and all(isinstance(v, int | float) for v in numbers), path.name
+
+
+@pytest.fixture
+def torchvision_trunks(tmp_path: Path) -> tuple[Path, Path]:
+    """Random-weight ResNet-18s saved as torchvision's ImageNet file and the Places365 file."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    imagenet, places = tmp_path / "resnet18-imagenet.pth", tmp_path / "resnet18_places365.pth.tar"
+    torch.save(resnet18(num_classes=1000).state_dict(), imagenet)
+    state = {f"module.{k}": v for k, v in resnet18(num_classes=365).state_dict().items()}
+    torch.save({"epoch": 90, "arch": "resnet18", "state_dict": state}, places)
+    return imagenet, places
+
+
+def test_heads_train_and_evaluate_on_imagenet_and_places365_trunks(
+    run_cli, data_dir, tmp_path: Path, torchvision_trunks: tuple[Path, Path]
+) -> None:
+    from defenses.fusion.heads import heads_file, train_heads
+    from fedsim.data import load_dataset
+    from fedsim.models.fusion import TrunkPaths
+
+    torch.set_num_threads(1)
+    paths = TrunkPaths(*torchvision_trunks)
+    train, test = (
+        load_dataset("cifar10", "train").first(8),
+        load_dataset("cifar10", "test").first(4),
+    )
+    (result,) = train_heads(tmp_path, train, test, epochs=1, trunks=paths).values()
+    assert result.heads["heads.fused.weight"].shape == (10, 1024)
+    save_heads(tmp_path / heads_file(0.0), result.heads, {"seed": "0"})
+    args = ["fusion", "evaluate", "--checkpoint", str(tmp_path), "--images", "3", "--json"]
+    args += ["--imagenet", str(paths.imagenet), "--places365", str(paths.places365)]
+    args += ["--perturbation", "fgsm:eps=4/255", "--device", "cpu"]
+
+    code, out, err = run_cli(args)
+
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["trunks"] == "imagenet+places365" and summary["images"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--imagenet", "a.pth"], "--imagenet and --places365 go together"),
+        (["--imagenet", "a.pth", "--places365", "b.pth"], "no trunk checkpoint at 'a.pth'"),
+    ],
+)
+def test_bad_trunk_paths_are_one_line(run_cli, extra: list[str], message: str) -> None:
+    code, _, err = run_cli(["fusion", "evaluate", "--images", "2", *extra])
+
+    assert code == 2 and err.strip().count("\n") == 0 and message in err
+
+
+def test_cifar_heads_on_imagenet_trunks_are_one_line(
+    run_cli, data_dir, torchvision_trunks: tuple[Path, Path]
+) -> None:
+    imagenet, places = torchvision_trunks
+    args = ["fusion", "evaluate", "--images", "2", "--imagenet", str(imagenet)]
+
+    code, _, err = run_cli([*args, "--places365", str(places)])
+
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "do not fit the ImageNet / Places365 trunks (512-d features)" in err
