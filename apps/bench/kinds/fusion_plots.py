@@ -82,7 +82,8 @@ def _listed(values: np.ndarray) -> list[float | None]:
 
 def write_fusion_plots(rows: Iterable[Mapping[str, object]], folder: Path) -> list[Path]:
     """``fusion-accuracy-vs-visibility.png`` and, with object, context and fused cells,
-    ``fusion-per-class-gain.png`` (and its numbers in ``fusion-per-class-gain.json``)."""
+    ``fusion-per-class-gain.png`` for every fused model (its numbers in
+    ``fusion-per-class-gain.json``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,32 +130,46 @@ def write_fusion_plots(rows: Iterable[Mapping[str, object]], folder: Path) -> li
     figure.suptitle("contextual fusion: accuracy against how visible the perturbation is")
     figure.tight_layout(rect=(0, 0.08, 1, 0.96))
     written = [_save(figure, folder / "fusion-accuracy-vs-visibility.png")]
-    gain = per_class_gain(records)
-    if gain is not None:
-        figure, ax = plt.subplots(figsize=(6.5, 5))
+    fused_models = [m for m in models if m.startswith("fused")]
+    gains = [g for g in (per_class_gain(records, m) for m in fused_models) if g is not None]
+    if gains:
         from fedsim.data import get_dataset_spec
 
         names = get_dataset_spec("cifar10").class_names
-        points = [
-            (name, xi, yi)
-            for name, xi, yi in zip(
-                names, gain["context_clean_per_class_accuracy"], gain["per_class_gain"], strict=True
+        figure, ax = plt.subplots(figsize=(7, 5.5))
+        for gain in gains:
+            points = [
+                (name, xi, yi)
+                for name, xi, yi in zip(
+                    names,
+                    gain["context_clean_per_class_accuracy"],
+                    gain["per_class_gain"],
+                    strict=True,
+                )
+                if xi is not None and yi is not None
+            ]
+            ax.scatter(
+                [p[1] for p in points],
+                [p[2] for p in points],
+                color=colours[gain["fused"]],
+                label=f"{gain['fused']}: Pearson r = {_r(gain['pearson_r'])}",
             )
-            if xi is not None and yi is not None
-        ]
-        ax.scatter([p[1] for p in points], [p[2] for p in points])
-        for name, xi, yi in points:
-            ax.annotate(name, (xi, yi), fontsize=8, xytext=(3, 3), textcoords="offset points")
+            if gain is gains[0]:
+                for name, xi, yi in points:
+                    ax.annotate(
+                        name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                    )
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("context-only head's clean accuracy, per class")
         ax.set_ylabel("fused − object accuracy, per class")
         ax.set_title(
-            f"per-class fusion gain (mean of {gain['perturbations']} transfer attacks and "
-            f"blurs)\nPearson r = {_r(gain['pearson_r'])}",
+            f"per-class fusion gain, mean over {gains[0]['perturbations']} transfer attacks "
+            "and blurs",
             fontsize=10,
         )
+        ax.legend(fontsize=8)
         written.append(_save(figure, folder / "fusion-per-class-gain.png"))
-        (folder / GAIN_FILE).write_text(json.dumps(gain, indent=2) + "\n")
+        (folder / GAIN_FILE).write_text(json.dumps(gains, indent=2) + "\n")
     return written
 
 

@@ -95,7 +95,7 @@ def test_a_fusion_suite_runs_into_the_store_and_reports(
     assert "| fgsm | 0.0313725 | transfer | 6 | 3 |" in stdout
     figures = out / "report"
     assert (figures / "fusion-accuracy-vs-visibility.png").is_file()
-    gain = json.loads((figures / "fusion-per-class-gain.json").read_text())
+    (gain,) = json.loads((figures / "fusion-per-class-gain.json").read_text())
     assert gain["perturbations"] == 2 and len(gain["per_class_gain"]) == 10  # fgsm and blur
     assert "fusion-per-class-gain.png" in err
 
