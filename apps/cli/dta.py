@@ -14,7 +14,8 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from apps.cli.app import JsonFlag, app, stderr, stdout
 from apps.progress import job_bar
-from fedsim.errors import UserInputError
+from attacks.camouflage.shipped import ATTACKED_DETECTOR, SHIPPED_DTN, detector_path
+from fedsim.errors import UnknownNameError, UserInputError
 
 dta_app = typer.Typer(
     name="dta",
@@ -24,9 +25,18 @@ dta_app = typer.Typer(
 )
 app.add_typer(dta_app, name="dta")
 
-DEFAULT_DTN = Path("runs/dtn.safetensors")
+# Where the training commands write by default; attack and evaluate default to the shipped
+# checkpoints (attacks/camouflage/checkpoints/).
+TRAINED_DTN = Path("runs/dtn.safetensors")
+TRAINED_DETECTOR = Path("runs/detector.safetensors")
 T = TypeVar("T")
-DEFAULT_DETECTOR = Path("runs/detector.safetensors")
+DetectorOption = Annotated[
+    str,
+    typer.Option(
+        help="A shipped detector (ssdlite: the attacked one, fcos: transfer) or a checkpoint "
+        "from `fedleak dta train-detector`."
+    ),
+]
 
 
 @dta_app.command("render-dataset")
@@ -84,7 +94,7 @@ def render_dataset_command(
 @dta_app.command("train-dtn")
 def train_dtn_command(
     data: Annotated[Path, typer.Option(help="A folder made by `fedleak dta render-dataset`.")],
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = DEFAULT_DTN,
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = TRAINED_DTN,
     steps: Annotated[int, typer.Option(min=1, help="Adam steps (cosine-decayed).")] = 2_000,
     batch_size: Annotated[int, typer.Option(min=1, help="(view, colour) pairs per step.")] = 16,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's initial learning rate.")] = 1e-3,
@@ -142,9 +152,9 @@ def train_dtn_command(
 
 @dta_app.command("evaluate-dtn")
 def evaluate_dtn_command(
-    dtn: Annotated[Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn`.")] = (
-        DEFAULT_DTN
-    ),
+    dtn: Annotated[
+        Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
+    ] = SHIPPED_DTN,
     data: Annotated[
         Path | None, typer.Option(help="A held-out render-dataset folder; else render --views.")
     ] = None,
@@ -257,7 +267,10 @@ def render_detection_dataset_command(
         int, typer.Option(help="Most background objects per scene (0..N, uniform).")
     ] = 3,
     paints: Annotated[
-        str, typer.Option(help="patterns (random blocks and noise) or flat (colours only).")
+        str,
+        typer.Option(
+            help="patterns (random blocks and noise), flat (random colours) or solid (car paints)."
+        ),
     ] = "patterns",
     as_json: JsonFlag = False,
 ) -> None:
@@ -307,7 +320,7 @@ def train_detector_command(
     data: Annotated[
         Path, typer.Option(help="A folder made by `fedleak dta render-detection-dataset`.")
     ],
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = DEFAULT_DETECTOR,
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = TRAINED_DETECTOR,
     arch: Annotated[str, typer.Option(help="ssdlite, fcos or fasterrcnn.")] = "ssdlite",
     steps: Annotated[
         int, typer.Option(min=0, help="Adam steps (cosine-decayed); 0 only wraps --weights.")
@@ -389,12 +402,10 @@ def train_detector_command(
 def attack_command(
     out: Annotated[Path, typer.Option(help="Folder for the pattern, loss curve and renders.")],
     steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 300,
-    dtn: Annotated[Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn`.")] = (
-        DEFAULT_DTN
-    ),
-    detector: Annotated[
-        Path, typer.Option(help="Checkpoint from `fedleak dta train-detector`.")
-    ] = DEFAULT_DETECTOR,
+    dtn: Annotated[
+        Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
+    ] = SHIPPED_DTN,
+    detector: DetectorOption = ATTACKED_DETECTOR,
     views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 32,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.05,
@@ -405,12 +416,18 @@ def attack_command(
         float | None,
         typer.Option(help="Metres of car surface one repeat of the pattern covers [renderer's]."),
     ] = None,
+    projection: Annotated[
+        str,
+        typer.Option(
+            help="surface (at the renderer's texture coordinates) or plane (DTA's jittered tiling)."
+        ),
+    ] = "surface",
     as_json: JsonFlag = False,
 ) -> None:
-    """Optimise a 16×16 camouflage pattern through the DTN against the detector's car score."""
+    """Optimise a 16×16 camouflage pattern through the DTN against the detector's car scores."""
     import torch
 
-    from attacks.camouflage.attack import camouflage, render_attack_scenes
+    from attacks.camouflage.attack import PROJECTIONS, camouflage, render_attack_scenes
     from attacks.camouflage.detector import load_detector
     from attacks.camouflage.dtn import load_dtn
     from attacks.camouflage.figures import plot_curves, save_renders
@@ -419,9 +436,11 @@ def attack_command(
     from fedsim.provenance import provenance
     from fedsim.storage import write_json
 
+    if projection not in PROJECTIONS:
+        raise UnknownNameError("projection", projection, PROJECTIONS)
     tile_m = tile_m or TILE_SIZE_M
     dtn_model, dtn_record = load_dtn(dtn)
-    detector_model, detector_record = load_detector(detector)
+    detector_model, detector_record = load_detector(detector_path(detector))
     training_views = sample_scene_views(views, seed, car)
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
@@ -436,6 +455,7 @@ def attack_command(
             steps=steps,
             lr=lr,
             batch_size=batch_size,
+            projection=projection,
             seed=seed,
             progress=lambda step, value: bar.update(task, completed=step, loss=value),
         )
@@ -444,7 +464,7 @@ def attack_command(
         ["fedleak", "dta", "attack", "--out", str(out), "--steps", str(steps), "--dtn", str(dtn)]
         + ["--detector", str(detector), "--views", str(views), "--batch-size", str(batch_size)]
         + ["--lr", str(lr), "--spp", str(spp), "--seed", str(seed), "--car", car]
-        + ["--tile-m", str(tile_m)]
+        + ["--tile-m", str(tile_m), "--projection", projection]
     )
     last = max(1, steps // 10)
     summary = {
@@ -457,6 +477,7 @@ def attack_command(
         "view_seed": seed,
         "car": car,
         "tile_m": tile_m,
+        "projection": projection,
         "dtn": str(dtn),
         "detector": str(detector),
         "command": command,
@@ -464,7 +485,7 @@ def attack_command(
     texture = save_pattern(out / "pattern", result.pattern, summary)
     write_json(out / "loss.json", {"losses": result.losses, "scores": result.scores, **summary})
     plot_curves(out / "loss.png", result.losses, result.scores)
-    save_renders(out / "renders.png", result.pattern, scenes, dtn_model, spp)
+    save_renders(out / "renders.png", result.pattern, scenes, dtn_model, spp, projection)
     write_json(
         out / "attack.json", {**summary, "provenance": provenance(seed, torch.device("cpu"))}
     )
@@ -479,23 +500,25 @@ def attack_command(
 @dta_app.command("evaluate")
 def evaluate_command(
     texture: Annotated[
-        str, typer.Option(help="normal (the reference paint), random, or a pattern file.")
+        str,
+        typer.Option(
+            help="normal (the reference paint), random, dta (the shipped pattern) or a file."
+        ),
     ] = "normal",
     views: Annotated[int, typer.Option(help="Held-out views rendered in Mitsuba.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the held-out views (and random's noise).")] = 1,
-    detector: Annotated[
-        Path, typer.Option(help="Checkpoint from `fedleak dta train-detector`.")
-    ] = DEFAULT_DETECTOR,
+    detector: DetectorOption = ATTACKED_DETECTOR,
     dtn: Annotated[
-        Path | None,
-        typer.Option(help=f"DTN for ap50_through_dtn (default {DEFAULT_DTN}, if it exists)."),
-    ] = None,
+        Path, typer.Option(help="DTN for ap50_through_dtn [the shipped DTN].")
+    ] = SHIPPED_DTN,
     car: Annotated[str, typer.Option(help="sedan (training car) or van (held out).")] = "sedan",
     spp: Annotated[int, typer.Option(help="Samples per pixel.")] = 8,
     distractors: Annotated[int, typer.Option(help="Most background objects per view.")] = 3,
     tile_m: Annotated[
         float | None,
-        typer.Option(help="Metres of car surface one repeat of the pattern covers [renderer's]."),
+        typer.Option(
+            help="Metres of car surface one pattern repeat covers [the pattern's, else renderer's]."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -504,31 +527,29 @@ def evaluate_command(
     from attacks.camouflage.detector import load_detector
     from attacks.camouflage.dtn import load_dtn
     from attacks.camouflage.evaluation import evaluate_texture
-    from attacks.camouflage.pattern_file import resolve_texture
+    from attacks.camouflage.pattern_file import resolve_texture, texture_file
     from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
     from fedsim.storage import load_metadata
 
     if views <= 0:
         raise UserInputError(f"views must be positive, got {views}")
-    tile_m = tile_m or TILE_SIZE_M
     pattern = resolve_texture(texture, seed)
-    model, record = load_detector(detector)
+    path = texture_file(texture)
+    made = load_metadata(path) if path is not None and path.suffix == ".safetensors" else {}
+    tile_m = tile_m or made.get("tile_m") or TILE_SIZE_M
+    model, record = load_detector(detector_path(detector))
     if car == "sedan" and seed == record.data_seed:
         raise UserInputError(
             f"--seed {seed} drew this detector's training scenes; held-out views need another seed"
         )
-    if pattern is not None and texture.endswith(".safetensors"):
-        made = load_metadata(Path(texture))
-        if made.get("view_seed") == seed and made.get("car") == car:
-            raise UserInputError(
-                f"--seed {seed} drew this pattern's training views; held-out views need another"
-            )
-    dtn_model = None
-    if dtn is not None or DEFAULT_DTN.is_file():
-        dtn_model, _ = load_dtn(dtn or DEFAULT_DTN)
+    if made.get("view_seed") == seed and made.get("car") == car:
+        raise UserInputError(
+            f"--seed {seed} drew this pattern's training views; held-out views need another"
+        )
+    dtn_model, _ = load_dtn(dtn)
     held_out = sample_scene_views(views, seed, car, distractors)
     with stderr.status(f"rendering and detecting {views} held-out views"):
-        scores = evaluate_texture(
+        judged = evaluate_texture(
             model,
             record.car_label,
             held_out,
@@ -537,11 +558,13 @@ def evaluate_command(
             spp=spp,
             tile_m=tile_m,
             dtn=dtn_model,
+            projection=made.get("projection", "surface"),
         )
+    scores = {**judged.scores, "renders_per_s": round(views / judged.render_s, 3)}
     through = scores["ap50_through_dtn"]
     stdout.print(
         f"{texture} on {views} held-out {car} views: AP@0.5 {scores['ap50']:.3f} in the renderer"
-        + (f", {through:.3f} through the DTN" if through is not None else " (no DTN)")
+        + f", {through:.3f} through the DTN"
         + f"; mean confidence {scores['mean_confidence']:.3f}, success {scores['success_rate']:.2f}"
     )
     if as_json:
@@ -555,7 +578,7 @@ def evaluate_command(
                     "car": car,
                     "seed": seed,
                     "tile_m": tile_m,
-                    "dtn": str(dtn or DEFAULT_DTN) if dtn_model is not None else None,
+                    "dtn": str(dtn),
                 }
             )
         )

@@ -1,8 +1,12 @@
-"""DTA's attack: a 16×16 pattern, tiled over each training view's car by the repeated texture
-projection with random jitter, rendered by the DTN, pasted over the original scene
-(x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and optimised with Adam to lower the
-detector's highest car score s, averaged over views, through −log(1 − s): the score itself
-saturates near 1 on a confident detector and then gives almost no gradient."""
+"""DTA's attack: a 16×16 pattern laid on each training view's car, rendered by the DTN, pasted
+over the original scene (x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and optimised with Adam
+to lower every car score s the detector gives, through Σ −log(1 − s) per view averaged over
+views: the score saturates near 1 on a confident detector and then gives almost no gradient, and
+lowering only the top box lets the next one take its place.
+
+Two projections lay the pattern: ``surface`` reads it at the texture coordinates the renderer's
+AOV gives for each pixel (exactly where Mitsuba puts each texel), ``plane`` is DTA's repeated
+texture projection, tiled over the image plane under random shift / scale / rotation jitter."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.camouflage.detector import car_confidence
+from attacks.camouflage.detector import car_detections
 from attacks.camouflage.dtn import DTN, paste
 from attacks.camouflage.pattern_renders import PATTERN_SIDE, random_pattern
 from attacks.camouflage.renderer import (
@@ -22,23 +26,33 @@ from attacks.camouflage.renderer import (
     periods_per_width,
     render_image,
     render_mask,
+    render_surface,
 )
-from attacks.camouflage.texture import Jitter, project_texture, sample_jitter
+from attacks.camouflage.texture import Jitter, project_texture, sample_jitter, surface_eta
+from fedsim.errors import UnknownNameError
 
-# The jitter's scale is drawn within this factor of the renderer's own tiling at each view.
+# The plane projection's jitter scale is drawn within this factor of the renderer's own tiling.
 SCALE_SPREAD = (0.8, 1.25)
+PROJECTIONS = ("surface", "plane")
+# The surface projection reads texture coordinates on a grid this many times finer than the
+# image and averages each pixel's samples, as Mitsuba's pixel filter does: where a texel spans
+# only a pixel or two, one sample per pixel would alias.
+SURFACE_SUPERSAMPLE = 2
 
 
 @dataclass(frozen=True)
 class AttackScenes:
     """The views the attack sees: ``x_ref`` (V, 3, H, W) sRGB in [0, 1] rendered in the
     reference paint (also x_orig, the scene around the car), ``masks`` (V, H, W) car coverage,
-    and ``periods`` (V,) texture repeats per image width as the renderer tiles them, one repeat
-    per ``tile_m`` metres of the car's surface."""
+    ``periods`` (V,) texture repeats per image width as the renderer tiles them, one repeat
+    per ``tile_m`` metres of the car's surface, and the paint's texture coordinates ``uv``
+    (V, kH, kW, 2) in those repeats where ``paint`` (V, kH, kW) is 1, k = SURFACE_SUPERSAMPLE."""
 
     x_ref: torch.Tensor
     masks: torch.Tensor
     periods: torch.Tensor
+    uv: torch.Tensor
+    paint: torch.Tensor
     views: list[View]
     tile_m: float
 
@@ -46,7 +60,7 @@ class AttackScenes:
 @dataclass(frozen=True)
 class AttackResult:
     """The optimised ``pattern`` (3, 16, 16) sRGB in [0, 1], and at each Adam step the loss
-    (mean −log(1 − s) of the batch) and ``scores``, the batch's mean highest car score s."""
+    (the batch's mean Σ −log(1 − s)) and ``scores``, the batch's mean highest car score s."""
 
     pattern: torch.Tensor
     losses: list[float]
@@ -56,11 +70,15 @@ class AttackResult:
 def render_attack_scenes(
     views: list[View], size: int, spp: int, tile_m: float = TILE_SIZE_M
 ) -> AttackScenes:
-    """Render each view in the reference paint with its car mask, in Mitsuba."""
+    """Render each view in the reference paint with its car mask and painted surface, in
+    Mitsuba."""
+    surfaces = [render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m) for view in views]
     return AttackScenes(
         x_ref=image_batch([render_image(view, None, size, spp) for view in views]),
         masks=torch.from_numpy(np.stack([render_mask(view, size) for view in views])),
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
+        uv=torch.from_numpy(np.stack([surface.uv for surface in surfaces])),
+        paint=torch.from_numpy(np.stack([surface.paint for surface in surfaces])),
         views=views,
         tile_m=tile_m,
     )
@@ -84,22 +102,55 @@ def rest_jitters(periods: torch.Tensor) -> list[Jitter]:
     return [Jitter(scale=float(p)) for p in periods]
 
 
+def project(
+    pattern: torch.Tensor,
+    scenes: AttackScenes,
+    chosen: torch.Tensor,
+    projection: str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """η (N, 3, H, W) of ``pattern`` on the ``chosen`` views' cars by ``projection`` (see the
+    module); the plane projection jitters with ``generator``, else lies as the renderer tiles."""
+    if projection not in PROJECTIONS:
+        raise UnknownNameError("projection", projection, PROJECTIONS)
+    if projection == "surface":
+        return torch.stack(
+            [surface_eta(pattern, scenes.uv[i], scenes.paint[i], scenes.masks[i]) for i in chosen]
+        )
+    periods = scenes.periods[chosen]
+    jitters = view_jitters(generator, periods) if generator else rest_jitters(periods)
+    return torch.stack(
+        [
+            project_texture(pattern, scenes.masks[i], jitter)
+            for i, jitter in zip(chosen, jitters, strict=True)
+        ]
+    )
+
+
 def dtn_images(
     pattern: torch.Tensor,
     dtn: DTN,
-    x_ref: torch.Tensor,
-    masks: torch.Tensor,
-    jitters: list[Jitter],
+    scenes: AttackScenes,
+    chosen: torch.Tensor,
+    projection: str,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """x_adv (N, 3, H, W): ``pattern`` projected on each car with its jitter, through the DTN,
-    pasted over the reference scene; differentiable in the pattern."""
-    etas = torch.stack(
-        [
-            project_texture(pattern, mask, jitter)
-            for mask, jitter in zip(masks, jitters, strict=True)
-        ]
-    )
+    """x_adv (N, 3, H, W): ``pattern`` projected on the ``chosen`` views' cars, through the DTN,
+    pasted over their reference scenes; differentiable in the pattern."""
+    x_ref, masks = scenes.x_ref[chosen], scenes.masks[chosen]
+    etas = project(pattern, scenes, chosen, projection, generator)
     return paste(dtn(x_ref, masks, etas), x_ref, masks)
+
+
+def car_score_loss(found: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, top): the mean over images of Σ −log(1 − s) over every car score s the detector
+    gave it, and (N,) each image's highest car score (0 where it gave none)."""
+    per_image, top = [], []
+    for detections in found:
+        scores = detections["scores"].clamp(max=1 - 1e-6)
+        per_image.append(-torch.log1p(-scores).sum())
+        top.append(scores.max() if len(scores) else scores.new_zeros(()))
+    return torch.stack(per_image).mean(), torch.stack(top)
 
 
 def initial_pattern(seed: int) -> torch.Tensor:
@@ -118,12 +169,13 @@ def camouflage(
     steps: int,
     lr: float = 0.05,
     batch_size: int = 8,
+    projection: str = "surface",
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
 ) -> AttackResult:
     """Optimise a pattern for ``steps`` Adam steps, each on ``batch_size`` training views drawn
-    with replacement under fresh jitter; the pattern is sigmoid(logits), so stays in [0, 1].
-    ``progress(step, score)`` follows each step."""
+    with replacement (under fresh jitter for the plane projection); the pattern is
+    sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step."""
     generator = torch.Generator().manual_seed(seed)
     start = initial_pattern(seed).clamp(0.02, 0.98)
     logits = torch.logit(start).requires_grad_(True)
@@ -133,18 +185,14 @@ def camouflage(
     losses, scores = [], []
     for step in range(1, steps + 1):
         chosen = torch.randint(len(scenes.views), (batch_size,), generator=generator)
-        jitters = view_jitters(generator, scenes.periods[chosen])
-        images = dtn_images(
-            torch.sigmoid(logits), dtn, scenes.x_ref[chosen], scenes.masks[chosen], jitters
-        )
-        confidence = car_confidence(detector, images, car_label)
-        loss = -torch.log1p(-confidence.clamp(max=1 - 1e-6)).mean()
+        images = dtn_images(torch.sigmoid(logits), dtn, scenes, chosen, projection, generator)
+        loss, top = car_score_loss(car_detections(detector, images, car_label))
         optimiser.zero_grad(set_to_none=True)
         if loss.requires_grad:  # else the detector found no car in any view: nothing to lower
             loss.backward()
             optimiser.step()
         losses.append(float(loss.detach()))
-        scores.append(float(confidence.detach().mean()))
+        scores.append(float(top.detach().mean()))
         if progress:
             progress(step, scores[-1])
     return AttackResult(pattern=torch.sigmoid(logits).detach(), losses=losses, scores=scores)

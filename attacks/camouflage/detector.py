@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import detection
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.models import detection, mobilenet_v3_large
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection import ssdlite
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from attacks.camouflage.detection_data import DetectionSet
 from fedsim.errors import UnknownNameError, UserInputError
@@ -22,43 +27,83 @@ CAR_LABEL = 1
 COCO_CLASSES, COCO_CAR_LABEL = 91, 3
 
 
+# Backbone width of both detectors (MobileNetV3-Large's channels times this) and FCOS's pyramid
+# and head channels: small enough that a checkpoint is a few MB and trains on a CPU.
+WIDTH_MULT = 0.5
+FPN_CHANNELS = 64
+
+
+def _mobilenet_features(norm_layer: Callable[..., nn.Module]) -> tuple[nn.Sequential, list[int]]:
+    """A random-init MobileNetV3-Large (reduced tail) at WIDTH_MULT: its feature blocks and the
+    indices of its stage ends (C0 .. Cn, as torchvision's detection extractors count them)."""
+    features = mobilenet_v3_large(
+        weights=None, width_mult=WIDTH_MULT, reduced_tail=True, norm_layer=norm_layer
+    ).features
+    stages = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)]
+    return features, stages + [len(features) - 1]
+
+
 def _ssdlite(num_classes: int, size: int) -> nn.Module:
-    """SSDLite with a MobileNetV3-Large backbone, its fixed input size set to ``size``."""
-    model = detection.ssdlite320_mobilenet_v3_large(
-        weights=None, weights_backbone=None, num_classes=num_classes
+    """SSDLite (torchvision's ssdlite320 recipe) on a half-width MobileNetV3-Large, its extra
+    layers narrowed alike, for fixed ``size``² inputs."""
+    norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    features, stages = _mobilenet_features(norm)
+    ssdlite._normal_init(features)
+    extractor = ssdlite.SSDLiteFeatureExtractorMobileNet(
+        features, stages[-2], norm, width_mult=WIDTH_MULT
     )
-    model.transform.min_size, model.transform.max_size = (size,), size
-    model.transform.fixed_size = (size, size)
-    return model
+    anchors = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
+    channels = det_utils.retrieve_out_channels(extractor, (size, size))
+    head = ssdlite.SSDLiteHead(channels, anchors.num_anchors_per_location(), num_classes, norm)
+    return detection.ssd.SSD(
+        extractor,
+        anchors,
+        (size, size),
+        num_classes,
+        head=head,
+        nms_thresh=0.55,
+        detections_per_img=300,
+        topk_candidates=300,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
 
 
 def _fcos(num_classes: int, size: int) -> nn.Module:
-    """FCOS on a MobileNetV3-Large FPN: three levels (strides 16, 32, 64), one point per cell."""
+    """FCOS on a half-width MobileNetV3-Large with a FPN_CHANNELS-wide pyramid (strides 16, 32,
+    64, one point per cell) and two-conv heads."""
     # torchvision's default here is FrozenBatchNorm2d, made for pretrained backbones: from random
     # initialisation it normalises nothing and the deep features collapse to a constant.
-    backbone = mobilenet_backbone(
-        backbone_name="mobilenet_v3_large",
-        weights=None,
-        fpn=True,
-        trainable_layers=6,
-        norm_layer=nn.BatchNorm2d,
+    features, stages = _mobilenet_features(nn.BatchNorm2d)
+    returned = [len(stages) - 2, len(stages) - 1]
+    backbone = BackboneWithFPN(
+        features,
+        {str(stages[k]): str(v) for v, k in enumerate(returned)},
+        [features[stages[k]].out_channels for k in returned],
+        FPN_CHANNELS,
+        extra_blocks=LastLevelMaxPool(),
     )
     anchors = AnchorGenerator(sizes=((16,), (32,), (64,)), aspect_ratios=((1.0,),) * 3)
     return detection.FCOS(
-        backbone, num_classes=num_classes, min_size=size, max_size=size, anchor_generator=anchors
+        backbone,
+        num_classes=num_classes,
+        min_size=size,
+        max_size=size,
+        anchor_generator=anchors,
+        head=FCOSHead(FPN_CHANNELS, 1, num_classes, num_convs=2),
     )
 
 
 def _fasterrcnn(num_classes: int, size: int) -> nn.Module:
-    """Faster R-CNN with a MobileNetV3-Large FPN, inputs resized to ``size``."""
+    """Faster R-CNN with a MobileNetV3-Large FPN, inputs resized to ``size`` (full width: the
+    architecture of torchvision's COCO weights)."""
     return detection.fasterrcnn_mobilenet_v3_large_320_fpn(
         weights=None, weights_backbone=None, num_classes=num_classes, min_size=size, max_size=size
     )
 
 
-# Name → builder(num_classes, size). ssdlite trains fastest on CPU (0.11 s per batch of eight
-# 64² images on one thread), fcos 0.16 s, fasterrcnn 1.0 s; ssdlite and fasterrcnn have COCO
-# weights in torchvision's model zoo.
+# Name → builder(num_classes, size). ssdlite and fcos are the small detectors trained here;
+# fasterrcnn keeps torchvision's full size (1.0 s per batch of eight 64² images on one thread).
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "ssdlite": _ssdlite,
     "fcos": _fcos,

@@ -4,13 +4,17 @@ views through the DTN pipeline give the pipeline's AP beside the renderer's."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
-from attacks.camouflage.attack import dtn_images, image_batch, rest_jitters
+from attacks import metrics
+from attacks.camouflage.attack import dtn_images, image_batch, render_attack_scenes
 from attacks.camouflage.detection_data import mask_box
 from attacks.camouflage.detector import car_detections
 from attacks.camouflage.dtn import DTN
@@ -18,7 +22,6 @@ from attacks.camouflage.renderer import (
     REFERENCE_PAINT,
     TILE_SIZE_M,
     View,
-    periods_per_width,
     render_image,
     render_mask,
 )
@@ -70,6 +73,21 @@ def detect(
         ]
 
 
+@dataclass(frozen=True)
+class TextureEvaluation:
+    """A texture judged: its ``scores`` (see :func:`evaluate_texture`), the Mitsuba renders
+    (N, 3, H, W) sRGB in [0, 1] with the detector's car boxes and scores ``found`` on each and
+    the true car boxes ``targets``, the DTN pipeline's images of the same views (None without a
+    DTN), and ``render_s``, the seconds spent rendering the textured views."""
+
+    scores: dict[str, float | int | None]
+    rendered: torch.Tensor
+    found: list[dict[str, torch.Tensor]]
+    targets: list[torch.Tensor]
+    piped: torch.Tensor | None
+    render_s: float
+
+
 def evaluate_texture(
     detector: nn.Module,
     car_label: int,
@@ -80,29 +98,35 @@ def evaluate_texture(
     spp: int,
     tile_m: float = TILE_SIZE_M,
     dtn: DTN | None = None,
-) -> dict[str, float | int | None]:
+    projection: str = "surface",
+) -> TextureEvaluation:
     """:func:`detection_scores` of ``texture`` (None: the reference paint; else (3, h, w) sRGB,
     one repeat per ``tile_m`` metres) rendered in Mitsuba on ``views``, and
     ``ap50_through_dtn``: the same views' reference renders painted with it by the DTN
-    pipeline, jitter-free (None without a DTN)."""
-    masks = torch.from_numpy(np.stack([render_mask(view, size) for view in views]))
+    pipeline, laid by ``projection`` jitter-free, with ``dtn_ssim`` and ``dtn_psnr`` (dB) of
+    those pipeline images against the renders (None / absent without a DTN)."""
+    scenes = render_attack_scenes(views, size, spp, tile_m) if dtn is not None else None
+    masks = (
+        scenes.masks
+        if scenes is not None
+        else torch.from_numpy(np.stack([render_mask(view, size) for view in views]))
+    )
     targets = [mask_box(mask) for mask in masks]
+    started = time.perf_counter()
     rendered = image_batch([render_image(view, texture, size, spp, tile_m) for view in views])
+    render_s = time.perf_counter() - started
+    found = detect(detector, rendered, car_label)
     scores: dict[str, float | int | None] = {
-        **detection_scores(detect(detector, rendered, car_label), targets),
+        **detection_scores(found, targets),
         "ap50_through_dtn": None,
     }
-    if dtn is not None:
-        x_ref = (
-            rendered
-            if texture is None
-            else image_batch([render_image(v, None, size, spp) for v in views])
-        )
+    piped = None
+    if scenes is not None:
         pattern = torch.tensor(REFERENCE_PAINT)[:, None, None] if texture is None else texture
-        periods = torch.tensor([periods_per_width(view, tile_m) for view in views])
         with torch.no_grad():
-            piped = dtn_images(pattern, dtn.eval(), x_ref, masks, rest_jitters(periods))
-        scores["ap50_through_dtn"] = detection_scores(detect(detector, piped, car_label), targets)[
-            "ap50"
-        ]
-    return scores
+            piped = dtn_images(pattern, dtn.eval(), scenes, torch.arange(len(views)), projection)
+        through = detection_scores(detect(detector, piped, car_label), targets)
+        scores["ap50_through_dtn"] = through["ap50"]
+        scores["dtn_ssim"] = float(metrics.ssim(piped, rendered).mean())
+        scores["dtn_psnr"] = float(metrics.psnr(piped, rendered).mean())
+    return TextureEvaluation(scores, rendered, found, targets, piped, render_s)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attacks.camouflage.attack import AttackScenes, dtn_images, rest_jitters
+from attacks.camouflage.attack import AttackScenes, dtn_images
 from attacks.camouflage.dtn import DTN
 from attacks.camouflage.renderer import render_image
 
@@ -40,21 +40,21 @@ def plot_curves(path: Path, losses: list[float], scores: list[float]) -> None:
 
 
 def save_renders(
-    path: Path, pattern: torch.Tensor, scenes: AttackScenes, dtn: DTN, spp: int, count: int = 4
+    path: Path,
+    pattern: torch.Tensor,
+    scenes: AttackScenes,
+    dtn: DTN,
+    spp: int,
+    projection: str,
+    count: int = 4,
 ) -> None:
     """A PNG grid over the first ``count`` views: the pattern rendered in Mitsuba (top row) and
-    as the DTN pipeline paints it, jitter-free (bottom row)."""
-    chosen = slice(0, min(count, len(scenes.views)))
+    as the DTN pipeline paints it by ``projection``, jitter-free (bottom row)."""
+    chosen = torch.arange(min(count, len(scenes.views)))
     size = scenes.x_ref.shape[-1]
-    real = [render_image(v, pattern, size, spp, scenes.tile_m) for v in scenes.views[chosen]]
+    real = [render_image(scenes.views[i], pattern, size, spp, scenes.tile_m) for i in chosen]
     with torch.no_grad():
-        piped = dtn_images(
-            pattern,
-            dtn.eval(),
-            scenes.x_ref[chosen],
-            scenes.masks[chosen],
-            rest_jitters(scenes.periods[chosen]),
-        )
+        piped = dtn_images(pattern, dtn.eval(), scenes, chosen, projection)
     rows = [
         np.concatenate(real, axis=1),
         np.concatenate(list(piped.numpy().transpose(0, 2, 3, 1)), axis=1),

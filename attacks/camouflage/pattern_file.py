@@ -1,5 +1,6 @@
 """Camouflage patterns on disk (a safetensors tensor and a PNG of the same 16×16 texels) and the
-textures ``evaluate`` accepts: the normal paint, a random pattern, or a pattern file."""
+textures ``evaluate`` accepts: the normal paint, a random pattern, the shipped DTA pattern, or a
+pattern file."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from PIL import Image
 
 from attacks.camouflage.attack import initial_pattern
 from attacks.camouflage.pattern_renders import PATTERN_SIDE
+from attacks.camouflage.shipped import SHIPPED_PATTERN
 from fedsim.errors import UserInputError
 from fedsim.storage import load_tensors, save_tensors
 
-NAMED_TEXTURES = ("normal", "random")
+NAMED_TEXTURES = ("normal", "random", "dta")
 PATTERN_SHAPE = (3, PATTERN_SIDE, PATTERN_SIDE)
 
 
@@ -52,17 +54,26 @@ def load_pattern(path: Path) -> torch.Tensor:
     return pattern
 
 
+def texture_file(spec: str) -> Path | None:
+    """The pattern file a texture ``spec`` reads: the shipped pattern for ``dta``, the path
+    itself for a path, None for ``normal`` and ``random``."""
+    if spec in ("normal", "random"):
+        return None
+    path = SHIPPED_PATTERN if spec == "dta" else Path(spec)
+    if not path.is_file():
+        raise UserInputError(
+            f"unknown texture {spec!r}; valid: normal, random, dta (the shipped pattern), or a "
+            "pattern file (.safetensors or .png, 3×16×16)"
+        )
+    return path
+
+
 def resolve_texture(spec: str, seed: int) -> torch.Tensor | None:
     """The texture ``spec`` names: None for ``normal`` (the reference paint), seeded uniform
-    noise for ``random`` (the attack's start with the same seed), else a pattern file's."""
+    noise for ``random`` (the attack's start with the same seed), else the pattern of its
+    :func:`texture_file`."""
     if spec == "normal":
         return None
     if spec == "random":
         return initial_pattern(seed)
-    path = Path(spec)
-    if not path.is_file():
-        raise UserInputError(
-            f"unknown texture {spec!r}; valid: normal, random, or a pattern file "
-            "(.safetensors or .png, 3×16×16)"
-        )
-    return load_pattern(path)
+    return load_pattern(texture_file(spec))

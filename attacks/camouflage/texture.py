@@ -88,9 +88,15 @@ def _pattern_coordinates(
 def surface_eta(
     pattern: torch.Tensor, uv: torch.Tensor, paint: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """η for a pattern as the renderer lays it: the texel each paint pixel shows (``uv``
-    (H, W, 2), ``paint`` (H, W) from render_surface), the pattern's mean colour on the car's other
-    pixels, all times the car ``mask`` (H, W); for a uniform pattern this is flat paint's η."""
+    """η for a pattern as the renderer lays it: the texel each paint sample shows (``uv``
+    (kH, kW, 2), ``paint`` (kH, kW) from render_surface), the pattern's mean colour on the car's
+    other samples, averaged over each pixel's k×k samples (k ≥ 1, as the renderer's pixel filter
+    averages what a pixel sees), times the car ``mask`` (H, W); shape (3, H, W). For a uniform
+    pattern this is flat paint's η."""
     sampled = sample_texture(pattern, uv)
     mean = pattern.mean(dim=(1, 2))[:, None, None].expand_as(sampled)
-    return torch.where(paint.bool(), sampled, mean) * mask
+    painted = torch.where(paint.bool(), sampled, mean)
+    factor = uv.shape[0] // mask.shape[0]
+    if factor > 1:
+        painted = F.avg_pool2d(painted[None], factor)[0]
+    return painted * mask

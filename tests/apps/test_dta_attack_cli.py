@@ -67,7 +67,7 @@ def test_attack_then_evaluate(world: dict[str, Path], tmp_path: Path, run_cli) -
 
     code, stdout, _ = run_cli(
         ["dta", "evaluate", "--texture", "normal", "--views", "1", "--car", "van", "--seed", "0"]
-        + ["--spp", "2", "--detector", str(world["detector"]), "--json"]
+        + ["--spp", "2", *models, "--json"]
     )
     assert code == 0 and _last_json(stdout)["car"] == "van"
 
@@ -85,7 +85,7 @@ def test_coco_weights_are_wrapped_without_training(
     assert code == 0 and _last_json(stdout)["steps"] == 0
     code, stdout, _ = run_cli(
         ["dta", "evaluate", "--views", "1", "--spp", "2", "--detector", str(tmp_path / "c.st")]
-        + ["--json"]
+        + ["--dtn", str(world["dtn"]), "--json"]
     )
     assert code == 0 and _last_json(stdout)["arch"] == "ssdlite"
 
@@ -93,7 +93,7 @@ def test_coco_weights_are_wrapped_without_training(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["evaluate", "--texture", "plaid"], "unknown texture 'plaid'; valid: normal, random"),
+        (["evaluate", "--texture", "plaid"], "unknown texture 'plaid'; valid: normal, random, dta"),
         (["evaluate", "--texture", "{tmp}/wide.safetensors"], "a pattern must be (3, 16, 16)"),
         (["evaluate", "--views", "0"], "views must be positive, got 0"),
         (["evaluate", "--seed", "0"], "drew this detector's training scenes"),

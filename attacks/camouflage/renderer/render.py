@@ -15,7 +15,7 @@ from fedsim.errors import UserInputError
 # The car's original paint (sRGB), x_ref's colour: a light silver-grey.
 REFERENCE_PAINT = (0.7, 0.7, 0.72)
 # One repeat of a texture covers this many metres of the car's surface.
-TILE_SIZE_M = 0.6
+TILE_SIZE_M = 2.0
 # Samples per pixel side for the mask: coverage is measured on a 4×4 grid of rays per pixel.
 _MASK_SUPERSAMPLE = 4
 _CAMERA_TARGET = (0.0, 0.0, 0.75)
@@ -63,11 +63,12 @@ def render_image(
     return np.clip(linear_to_srgb(linear), 0.0, 1.0)
 
 
-def render_mask(view: View, size: int = 128) -> np.ndarray:
-    """The (H, W) fraction of each pixel where the car is the first thing seen (0 or 1 inside)."""
+def render_mask(view: View, size: int = 128, supersample: int = _MASK_SUPERSAMPLE) -> np.ndarray:
+    """The (H, W) fraction of each pixel where the car is the first thing seen (0 or 1 inside),
+    measured on a ``supersample``² grid of rays per pixel (1: the pixel centre's ray alone)."""
     mi = _mitsuba()
-    _check_size(size, 1)
-    side = size * _MASK_SUPERSAMPLE
+    _check_size(size, supersample)
+    side = size * supersample
     scene_dict = _scene_dict(view, _paint(None), side, 1)
     scene_dict["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
     scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
@@ -76,7 +77,7 @@ def render_mask(view: View, size: int = 128) -> np.ndarray:
     car = [i + 1 for i, shape in enumerate(scene.shapes()) if shape.id().startswith("car_")]
     index = np.rint(np.asarray(mi.render(scene, seed=view.seed))[..., 0]).astype(np.int64)
     hit = np.isin(index, car).astype(np.float32)
-    return hit.reshape(size, _MASK_SUPERSAMPLE, size, _MASK_SUPERSAMPLE).mean(axis=(1, 3))
+    return hit.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ class Surface:
     paint: np.ndarray
 
 
-def render_surface(view: View, size: int = 128) -> Surface:
-    """The painted surface seen through each pixel centre of ``view`` (Mitsuba's ``aov``)."""
+def render_surface(view: View, size: int = 128, tile_m: float = TILE_SIZE_M) -> Surface:
+    """The painted surface seen through each pixel centre of ``view`` (Mitsuba's ``aov``), its
+    texture coordinates in repeats of ``tile_m`` metres, as render_image lays a pattern."""
     mi = _mitsuba()
     _check_size(size, 1)
-    scene_dict = _scene_dict(view, _paint(None), size, 1)
+    scene_dict = _scene_dict(view, _paint(None), size, 1, tile_m)
     scene_dict["integrator"] = {"type": "aov", "aovs": "uv:uv,index:shape_index"}
     scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
     scene = mi.load_dict(scene_dict)

@@ -41,5 +41,6 @@ def tiny_detector(scenes: DetectionSet) -> nn.Module:
 
 @pytest.fixture(scope="session")
 def attack_scenes(one_torch_thread: None) -> AttackScenes:
-    """Four training views of the attack (another seed than the detector's scenes)."""
-    return render_attack_scenes(sample_scene_views(4, 7), size=32, spp=2)
+    """Four training views of the attack (another seed than the detector's scenes), a repeat
+    per 0.6 m so that a 32² view shows several texels of the pattern."""
+    return render_attack_scenes(sample_scene_views(4, 7), size=32, spp=2, tile_m=0.6)

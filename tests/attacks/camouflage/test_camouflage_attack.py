@@ -8,47 +8,60 @@ import torch
 from torch import nn
 
 from attacks.camouflage.attack import (
+    PROJECTIONS,
     AttackScenes,
     camouflage,
+    car_score_loss,
     dtn_images,
     initial_pattern,
-    rest_jitters,
 )
-from attacks.camouflage.detector import CAR_LABEL, car_confidence
+from attacks.camouflage.detector import CAR_LABEL, car_detections
 from attacks.camouflage.dtn import DTN
-from attacks.camouflage.renderer import periods_per_width, render_image, sample_views
+from attacks.camouflage.renderer import (
+    TILE_SIZE_M,
+    periods_per_width,
+    render_image,
+    sample_views,
+)
 
 
 def _score(pattern: torch.Tensor, detector: nn.Module, dtn: DTN, scenes: AttackScenes) -> float:
-    """Mean highest car score of the pattern on every view, jitter-free."""
+    """The attack's loss (every car score) of the pattern laid on the surface of every view."""
     with torch.no_grad():
-        images = dtn_images(pattern, dtn, scenes.x_ref, scenes.masks, rest_jitters(scenes.periods))
-        return float(car_confidence(detector, images, CAR_LABEL).mean())
+        every = torch.arange(len(scenes.views))
+        images = dtn_images(pattern, dtn, scenes, every, "surface")
+        return float(car_score_loss(car_detections(detector, images, CAR_LABEL))[0])
 
 
-def test_attack_loss_falls(tiny_detector: nn.Module, attack_scenes: AttackScenes) -> None:
+@pytest.mark.parametrize("projection", PROJECTIONS)
+def test_attack_loss_falls(
+    tiny_detector: nn.Module, attack_scenes: AttackScenes, projection: str
+) -> None:
     dtn = DTN(width=8)
     # The same seed draws the same views and jitter each step, so lr 0 is the paired baseline:
     # the random start pattern under exactly the jitter the attack saw.
-    still = camouflage(attack_scenes, dtn, tiny_detector, car_label=CAR_LABEL, steps=10, lr=0.0)
-    moved = camouflage(attack_scenes, dtn, tiny_detector, car_label=CAR_LABEL, steps=10, lr=0.2)
+    run = {"car_label": CAR_LABEL, "steps": 10, "projection": projection}
+    still = camouflage(attack_scenes, dtn, tiny_detector, lr=0.0, **run)
+    moved = camouflage(attack_scenes, dtn, tiny_detector, lr=0.2, **run)
 
     torch.testing.assert_close(still.pattern, initial_pattern(0), atol=0.02, rtol=0)
     assert moved.losses[0] == still.losses[0]
     assert sum(moved.losses[-4:]) < sum(still.losses[-4:])
-    assert _score(moved.pattern, tiny_detector, dtn, attack_scenes) < _score(
-        still.pattern, tiny_detector, dtn, attack_scenes
-    )
+    if projection == "surface":  # the plane's loss is an expectation over jitter, not one pose
+        assert _score(moved.pattern, tiny_detector, dtn, attack_scenes) < _score(
+            still.pattern, tiny_detector, dtn, attack_scenes
+        )
     assert moved.pattern.shape == (3, 16, 16)
     assert moved.pattern.min() >= 0 and moved.pattern.max() <= 1
 
 
-def test_dtn_images_are_differentiable_in_the_pattern(attack_scenes: AttackScenes) -> None:
+@pytest.mark.parametrize("projection", PROJECTIONS)
+def test_dtn_images_are_differentiable_in_the_pattern(
+    attack_scenes: AttackScenes, projection: str
+) -> None:
     pattern = initial_pattern(3).requires_grad_(True)
-    images = dtn_images(
-        pattern, DTN(width=8), attack_scenes.x_ref, attack_scenes.masks,
-        rest_jitters(attack_scenes.periods),
-    )  # fmt: skip
+    every = torch.arange(len(attack_scenes.views))
+    images = dtn_images(pattern, DTN(width=8), attack_scenes, every, projection)
     images.sum().backward()
 
     assert pattern.grad is not None and pattern.grad.abs().sum() > 0
@@ -60,12 +73,24 @@ def test_dtn_images_are_differentiable_in_the_pattern(attack_scenes: AttackScene
     )
 
 
+def test_the_loss_counts_every_car_score() -> None:
+    scores = torch.tensor([0.5, 0.75]).requires_grad_(True)
+    found = [{"scores": scores}, {"scores": torch.zeros(0)}]
+    loss, top = car_score_loss(found)
+    loss.backward()
+
+    # (−log 0.5 − log 0.25) / 2 images; an image with no car score adds nothing.
+    assert float(loss.detach()) == pytest.approx((np.log(2) + np.log(4)) / 2)
+    torch.testing.assert_close(top.detach(), torch.tensor([0.75, 0.0]))
+    torch.testing.assert_close(scores.grad, torch.tensor([1 / 0.5, 1 / 0.25]) / 2)
+
+
 def test_tile_size_sets_the_pattern_scale_in_renderer_and_pipeline() -> None:
     view = sample_views(1, 2)[0]
     pattern = initial_pattern(1)
     flat = (0.2, 0.5, 0.8)
 
-    assert periods_per_width(view, 1.2) == pytest.approx(periods_per_width(view) / 2)
+    assert periods_per_width(view, 2 * TILE_SIZE_M) == pytest.approx(periods_per_width(view) / 2)
     assert not np.array_equal(
         render_image(view, pattern, 32, 2), render_image(view, pattern, 32, 2, tile_m=2.4)
     )

@@ -56,7 +56,7 @@ def test_textures_resolve_and_bad_ones_fail(tmp_path: Path) -> None:
     assert not torch.equal(resolve_texture("random", 4), resolve_texture("random", 5))
     torch.testing.assert_close(resolve_texture(str(path), 0), pattern)
     torch.testing.assert_close(load_pattern(tmp_path / "p.png"), pattern, atol=0.5 / 255, rtol=0)
-    with pytest.raises(UserInputError, match="unknown texture 'plaid'; valid: normal, random"):
+    with pytest.raises(UserInputError, match="unknown texture 'plaid'; valid: normal, random, dta"):
         resolve_texture("plaid", 0)
     with pytest.raises(UserInputError, match=r"must be \(3, 16, 16\).*got \(3, 8, 16\)"):
         resolve_texture(str(tmp_path / "short.png"), 0)
@@ -67,13 +67,21 @@ def test_a_texture_is_scored_in_the_renderer_and_through_the_dtn(
 ) -> None:
     views = sample_scene_views(3, 11)
 
-    scores = evaluate_texture(
+    judged = evaluate_texture(
         tiny_detector, CAR_LABEL, views, resolve_texture("random", 0), size=32, spp=2,
         dtn=DTN(width=8),
     )  # fmt: skip
     without = evaluate_texture(tiny_detector, CAR_LABEL, views, None, size=32, spp=2)
+    scores = judged.scores
 
     assert scores["views"] == 3 and 0 <= scores["ap50"] <= 1
     assert 0 <= scores["ap50_through_dtn"] <= 1
     assert 0 <= scores["mean_confidence"] <= 1 and 0 <= scores["success_rate"] <= 1
-    assert without["ap50_through_dtn"] is None
+    assert 0 < scores["dtn_ssim"] <= 1 and judged.piped.shape == judged.rendered.shape == (
+        3,
+        3,
+        32,
+        32,
+    )
+    assert len(judged.found) == len(judged.targets) == 3 and judged.render_s > 0
+    assert without.scores["ap50_through_dtn"] is None and without.piped is None

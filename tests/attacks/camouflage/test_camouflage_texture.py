@@ -92,3 +92,15 @@ def test_a_uniform_pattern_paints_the_flat_colours_eta() -> None:
     torch.testing.assert_close(
         surface_eta(stripes, uv, paint, mask)[:, off_paint], 0.5 * mask[off_paint].expand(3, -1)
     )
+
+
+def test_a_finer_surface_grid_is_averaged_per_pixel() -> None:
+    pattern = torch.rand(3, 16, 16)
+    uv = torch.rand(8, 8, 2) * 4
+    paint = (torch.rand(8, 8) > 0.3).float()
+    mask = torch.rand(4, 4)
+
+    fine = surface_eta(pattern, uv, paint, torch.ones(8, 8))
+    eta = surface_eta(pattern, uv, paint, mask)
+
+    torch.testing.assert_close(eta, fine.unfold(1, 2, 2).unfold(2, 2, 2).mean((-1, -2)) * mask)

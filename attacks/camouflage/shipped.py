@@ -1,0 +1,22 @@
+"""The DTN, detectors and DTA pattern shipped with fedleak (``attacks/camouflage/checkpoints/``),
+so that ``fedleak dta attack`` and ``evaluate`` run without training first; each file's metadata
+holds the command and seed that made it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHIPPED_DIR = Path(__file__).parent / "checkpoints"
+SHIPPED_DTN = SHIPPED_DIR / "dtn.safetensors"
+# The default attack's pattern against the shipped ssdlite (texture ``dta``), with its run.
+SHIPPED_PATTERN = SHIPPED_DIR / "dta-pattern.safetensors"
+# The detector the attack targets, and the one of another architecture its pattern transfers to.
+ATTACKED_DETECTOR, TRANSFER_DETECTOR = "ssdlite", "fcos"
+SHIPPED_DETECTORS = {
+    name: SHIPPED_DIR / f"{name}.safetensors" for name in (ATTACKED_DETECTOR, TRANSFER_DETECTOR)
+}
+
+
+def detector_path(spec: str) -> Path:
+    """The checkpoint ``spec`` names: a shipped detector's name (ssdlite, fcos) or a file path."""
+    return SHIPPED_DETECTORS.get(spec, Path(spec))
