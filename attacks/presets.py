@@ -5,7 +5,7 @@ from __future__ import annotations
 from attacks.config import AttackConfig
 from fedsim.errors import UnknownNameError
 
-BN_WEIGHT = 1e-2
+BN_WEIGHT = 0.1
 """Weight of ig-bn's BatchNorm-statistics prior beside IG's cosine distance."""
 
 # Zhu et al. 2019: squared-L2 gradient match, L-BFGS, labels searched jointly.

@@ -113,7 +113,7 @@ def attack_secure_aggregate(cell: Cell, out: Path, score: bool = True) -> dict:
             train_mode=cell.train_mode,
             test_images=min(AGGREGATE_TEST_IMAGES, federated.test_images),
         )
-        _simulate(config)
+        simulate(config)
         request = CaptureAttackRequest(
             run=run_dir / "run",
             round=1,
@@ -142,7 +142,7 @@ def _run_utility(cell: Cell, federated: Federated, name: str) -> dict[str, objec
             batch_size=federated.batch_size,
             test_images=federated.test_images,
         )
-        summary = _simulate(config)
+        summary = simulate(config)
         files = {
             file_name: (run_dir / "run" / file_name).read_text()
             for file_name in KEPT_FILES
@@ -189,7 +189,8 @@ def _simulation_config(
     )
 
 
-def _simulate(config: SimulationConfig) -> RunSummary:
+def simulate(config: SimulationConfig) -> RunSummary:
+    """Run a bench Flower run under its defenses, Flower's per-round logs silenced."""
     from defenses.flower_run import defend_run
     from fedsim.flower.simulation import check_partitions, run_simulation
 

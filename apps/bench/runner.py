@@ -7,7 +7,9 @@ files are on disk; a killed campaign loses at most the cells in flight.
 A suite with ``[settings.federated]`` runs its Flower runs in this process, one at a time
 (each starts Ray and takes every core): first each utility run its cells share, then the
 ``secagg`` cells (whose attack needs a Flower run); its other cells' attacks then run in the
-worker processes like any suite's. Such a suite does not run as Ray tasks.
+worker processes like any suite's. Cells of a suite with ``[settings.capture]`` attack updates
+captured in Flower runs (:mod:`apps.bench.captures`) and run the same way, one at a time here.
+Such suites do not run as Ray tasks.
 
 With ``score=False`` a cell keeps its truth and reconstruction unscored (``unscored.json`` in its
 folder, ``"scored": false`` in its row); :func:`score_campaign`, or a rerun that scores, scores
@@ -37,6 +39,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apps.bench.captures import attack_capture
 from apps.bench.federated import (
     FEDERATED_DIR,
     attack_secure_aggregate,
@@ -187,6 +190,8 @@ def _run_attack_cell(job: Job, out: Path, notice: Callable[[str], None]) -> dict
     assert isinstance(job.cell, Cell)
     if job.cell.attacks_aggregate:
         metrics = attack_secure_aggregate(job.cell, out, score=job.score)
+    elif job.cell.attacks_capture:
+        metrics = attack_capture(job.cell, out, _federated_dir(job), score=job.score)
     else:
         request = attack_request(job.cell, out, job.score)
         metrics = run_attack(request, progress=None, notice=notice)
@@ -302,7 +307,7 @@ def jobs_for(
             cell,
             str(folder / cell_dir(cell)),
             threads,
-            utility if cell.federated else None,
+            utility if cell.federated or _starts_flower(cell) else None,
             score,
             shared if isinstance(cell, KindCell) else None,
         )
@@ -329,9 +334,10 @@ def run_campaign(
     """
     if workers < 1:
         raise UserInputError(f"invalid --workers {workers}; valid: 1 or more")
-    if suite.has_federated() and ray_address is not None:
+    if (suite.has_federated() or suite.has_captures()) and ray_address is not None:
+        table = "[settings.federated]" if suite.has_federated() else "[settings.capture]"
         raise UserInputError(
-            f"suite {suite.name!r} has [settings.federated], whose Flower runs start Ray and "
+            f"suite {suite.name!r} has {table}, whose Flower runs start Ray and "
             "use every core; run it without --ray-address (--workers N runs its attacks in "
             "parallel, its Flower runs one at a time)"
         )
@@ -367,9 +373,9 @@ def run_campaign(
             outcome = failed_outcome(job, failed[job.cell.cell_id])
             record(outcome, cell_row(suite.name, job.cell, outcome))
         jobs = [job for job in jobs if job.cell.cell_id not in failed]
-        # secagg cells start a Flower run of their own: one at a time, in this process.
-        serial = [job for job in jobs if job.cell.attacks_aggregate]
-        parallel = [job for job in jobs if not job.cell.attacks_aggregate]
+        # secagg and capture cells start Flower runs: one at a time, in this process.
+        serial = [job for job in jobs if _starts_flower(job.cell)]
+        parallel = [job for job in jobs if not _starts_flower(job.cell)]
         if ray_address is not None:
             outcomes = run_on_ray(parallel, ray_address)
         elif workers == 1:
@@ -571,11 +577,21 @@ def _epsilon(folder: Path) -> float | None:
     return None if epsilon is None else float(epsilon)
 
 
+def _starts_flower(cell: Cell | KindCell) -> bool:
+    """Whether the cell's attack needs a Flower run of its own (a secure aggregate, or a
+    captured client update, kept in the campaign's ``federated`` folder)."""
+    return cell.attacks_aggregate or getattr(cell, "attacks_capture", False)
+
+
+def _federated_dir(job: Job) -> Path:
+    if job.federated_dir is None:
+        raise ValueError(f"cell {job.cell.cell_id} needs a Flower run but no cache folder")
+    return Path(job.federated_dir)
+
+
 def _utility_metrics(job: Job, out: Path, epsilon_one_step: float | None) -> dict[str, object]:
     """The cell's utility: final accuracy, the run's ε (else the one-step ε), the run's facts."""
-    if job.federated_dir is None:
-        raise ValueError(f"cell {job.cell.cell_id} has federated settings but no cache folder")
-    utility = measure_utility(job.cell, Path(job.federated_dir), out / FEDERATED_DIR)
+    utility = measure_utility(job.cell, _federated_dir(job), out / FEDERATED_DIR)
     return {
         "accuracy": utility.accuracy[-1],
         "epsilon": epsilon_one_step if utility.epsilon is None else utility.epsilon,

@@ -204,7 +204,7 @@ def test_cells_record_utility_and_share_one_flower_run_per_defense(
     def no_flower_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("a Flower run started although the utility is cached")
 
-    monkeypatch.setattr(federated, "_simulate", no_flower_run)
+    monkeypatch.setattr(federated, "simulate", no_flower_run)
     again_id = next(k for k, r in stored.items() if r["defense"] == DP)
     connection = sqlite3.connect(store_path(out))
     connection.execute("DELETE FROM cells WHERE cell_id = ?", (again_id,))

@@ -35,6 +35,7 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
     quick, dia, gifd, demo = (load_suite(name).cells() for name in ("quick", "dia", "gifd", "demo"))
 
     assert suite_names() == [
+        "batchnorm",
         "defense-aware",
         "demo",
         "dia",
