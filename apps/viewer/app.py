@@ -13,7 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from apps.viewer import attack_page, bench_page, fusion_page, landing, simulation_page
+from apps.viewer import (
+    attack_page,
+    bench_page,
+    camouflage_page,
+    fusion_page,
+    landing,
+    simulation_page,
+)
 from apps.viewer.discovery import discover_runs, load_run, start_run
 from apps.viewer.records import AttackRun, RunLocation, SimulationRun
 from fedsim.errors import FedleakError
@@ -62,6 +69,8 @@ def main() -> None:
         simulation_page.render(root, run)
     elif fusion_page.shows(run):
         fusion_page.render(root, run)
+    elif camouflage_page.shows(run):
+        camouflage_page.render(root, run)
     else:
         bench_page.render(root, run)
 
