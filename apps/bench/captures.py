@@ -10,8 +10,9 @@ images are the clients' train images, not the suite's test split.
 Cells that share a run (the same dataset, model, dropout, mode, batch size, seed and capture
 settings; e.g. every attack on the same clients) read one copy, kept under
 ``DIR/federated/captures/<capture_id>/run`` (written to a temporary folder and renamed when
-complete, so a killed campaign never leaves half a run). The campaign runs these cells one at
-a time in its own process, as it does ``secagg`` cells, since a Flower run starts Ray.
+complete, so a killed campaign never leaves half a run). The campaign process runs these Flower
+runs one at a time before the attacks (a Flower run starts Ray and takes every core); the
+attacks then run on the campaign's workers like any cell's.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def capture_id(cell: Cell) -> str:
     """16 hex digits of the SHA-256 of the canonical JSON of :func:`capture_key`."""
     text = json.dumps(capture_key(cell), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prepare_capture(cell: Cell, cache_dir: Path) -> bool:
+    """Run the cell's Flower run into ``cache_dir`` unless it is kept there; whether it ran.
+
+    The campaign process calls this, one run at a time, before the cells that read it."""
+    folder = Path(cache_dir) / CAPTURES_DIR / capture_id(cell)
+    if (folder / "key.json").is_file():
+        return False
+    captured_run(cell, cache_dir)
+    return True
 
 
 def captured_run(cell: Cell, cache_dir: Path) -> Path:

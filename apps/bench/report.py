@@ -271,8 +271,10 @@ def _suite_report(
     unscored = 0
     for row in members:
         config = _json(row.get("config_json"))
-        # A capture cell's Flower-run settings (local_steps, ...) count as its own fields.
-        fields = {**(config.get("capture") or {}), **config}
+        # A capture cell's Flower-run settings (local_steps, ...) count as its own fields, and
+        # a trained victim's rounds as victim_rounds.
+        victim = {f"victim_{k}": v for k, v in (config.get("victim") or {}).items()}
+        fields = {**(config.get("capture") or {}), **victim, **config}
         values = {
             k: _hashable(fields.get(k, row.get(k, _OMITTED_DEFAULTS.get(k))))
             for k in (*spec.rows, *spec.column_fields())

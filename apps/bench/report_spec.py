@@ -38,6 +38,7 @@ ATTACK_KEY_FIELDS = (
     "classes",
     "local_steps",
     "per_class",
+    "victim_rounds",
     "iterations",
     "time_budget_s",
     "restarts",
@@ -61,6 +62,7 @@ ATTACK_METRICS = (
     "wall_s",
     "iterations",
     "random_psnr",
+    "victim_accuracy",
 )
 METRICS = tuple(
     dict.fromkeys([*ATTACK_METRICS, *(m for kind in KINDS.values() for m in kind.metrics)])

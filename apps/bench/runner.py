@@ -8,8 +8,8 @@ A suite with ``[settings.federated]`` runs its Flower runs in this process, one 
 (each starts Ray and takes every core): first each utility run its cells share, then the
 ``secagg`` cells (whose attack needs a Flower run); its other cells' attacks then run in the
 worker processes like any suite's. Cells of a suite with ``[settings.capture]`` attack updates
-captured in Flower runs (:mod:`apps.bench.captures`) and run the same way, one at a time here.
-Such suites do not run as Ray tasks.
+captured in Flower runs (:mod:`apps.bench.captures`): those runs too go first, one at a time
+here, and the attacks on the workers. Such suites do not run as Ray tasks.
 
 With ``score=False`` a cell keeps its truth and reconstruction unscored (``unscored.json`` in its
 folder, ``"scored": false`` in its row); :func:`score_campaign`, or a rerun that scores, scores
@@ -29,7 +29,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apps.bench.captures import attack_capture
+from apps.bench.captures import attack_capture, capture_id, prepare_capture
 from apps.bench.federated import (
     FEDERATED_DIR,
     attack_secure_aggregate,
@@ -50,6 +50,7 @@ from apps.bench.federated import (
 from apps.bench.kinds import KindCell
 from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import Cell, Suite
+from apps.bench.victims import prepare_victim, victim_accuracy, victim_id, victim_weights
 from fedsim.errors import UserInputError
 
 CELLS_DIR = "cells"
@@ -122,13 +123,16 @@ def cell_dir(cell: Cell | KindCell) -> str:
     return f"{CELLS_DIR}/{cell.cell_id}"
 
 
-def attack_request(cell: Cell, out: Path, score: bool = True) -> AttackRequest:
+def attack_request(
+    cell: Cell, out: Path, score: bool = True, weights: Path | None = None
+) -> AttackRequest:
     """The attack request one cell runs, writing its attack folder to ``out`` (scored, or
-    left for :func:`score_campaign`)."""
+    left for :func:`score_campaign`); ``weights``: its trained victim's."""
     from apps.attack_run import AttackRequest
 
     return AttackRequest(
         dataset=cell.dataset,
+        weights=weights,
         split=cell.split,
         indices=cell.indices,
         model=cell.model,
@@ -193,8 +197,13 @@ def _run_attack_cell(job: Job, out: Path, notice: Callable[[str], None]) -> dict
     elif job.cell.attacks_capture:
         metrics = attack_capture(job.cell, out, _federated_dir(job), score=job.score)
     else:
-        request = attack_request(job.cell, out, job.score)
+        weights = None
+        if job.cell.victim is not None:
+            weights = victim_weights(job.cell, _federated_dir(job))
+        request = attack_request(job.cell, out, job.score, weights)
         metrics = run_attack(request, progress=None, notice=notice)
+        if job.cell.victim is not None:
+            metrics["victim_accuracy"] = victim_accuracy(job.cell, _federated_dir(job))
     if job.score:
         metrics["random_psnr"] = _random_guess_psnr(out, job.cell.seed)
     metrics |= {"device": _device(out), "worker_pid": os.getpid(), "epsilon": _epsilon(out)}
@@ -307,7 +316,7 @@ def jobs_for(
             cell,
             str(folder / cell_dir(cell)),
             threads,
-            utility if cell.federated or _starts_flower(cell) else None,
+            utility if _reads_flower_runs(cell) else None,
             score,
             shared if isinstance(cell, KindCell) else None,
         )
@@ -334,8 +343,13 @@ def run_campaign(
     """
     if workers < 1:
         raise UserInputError(f"invalid --workers {workers}; valid: 1 or more")
-    if (suite.has_federated() or suite.has_captures()) and ray_address is not None:
-        table = "[settings.federated]" if suite.has_federated() else "[settings.capture]"
+    flower_tables = {
+        "[settings.federated]": suite.has_federated(),
+        "[settings.capture]": suite.has_captures(),
+        "[settings.victim]": suite.has_victims(),
+    }
+    if any(flower_tables.values()) and ray_address is not None:
+        table = next(name for name, present in flower_tables.items() if present)
         raise UserInputError(
             f"suite {suite.name!r} has {table}, whose Flower runs start Ray and "
             "use every core; run it without --ray-address (--workers N runs its attacks in "
@@ -368,14 +382,14 @@ def run_campaign(
             row = rescored_row(out_dir, waiting_row)
             record(_outcome_of(row), row)
         jobs = jobs_for(todo, out_dir, workers, ray_address is not None, score)
-        failed = _prepare_utilities(jobs, out_dir / FEDERATED_DIR, on_notice)
+        failed = _prepare_shared_runs(jobs, out_dir / FEDERATED_DIR, on_notice)
         for job in (j for j in jobs if j.cell.cell_id in failed):
             outcome = failed_outcome(job, failed[job.cell.cell_id])
             record(outcome, cell_row(suite.name, job.cell, outcome))
         jobs = [job for job in jobs if job.cell.cell_id not in failed]
-        # secagg and capture cells start Flower runs: one at a time, in this process.
-        serial = [job for job in jobs if _starts_flower(job.cell)]
-        parallel = [job for job in jobs if not _starts_flower(job.cell)]
+        # secagg cells start a Flower run of their own: one at a time, in this process.
+        serial = [job for job in jobs if job.cell.attacks_aggregate]
+        parallel = [job for job in jobs if not job.cell.attacks_aggregate]
         if ray_address is not None:
             outcomes = run_on_ray(parallel, ray_address)
         elif workers == 1:
@@ -486,32 +500,53 @@ def _unscored_rows(store: ResultStore, out_dir: Path) -> dict[str, dict[str, obj
     }
 
 
-def _prepare_utilities(
+def _prepare_shared_runs(
     jobs: list[Job], cache_dir: Path, on_notice: Callable[[str], None] | None
 ) -> dict[str, str]:
-    """Run the utility runs the jobs' cells share (one at a time, here); returns the cells
-    whose run failed, with the error."""
+    """Run the Flower runs the jobs' cells share — utility runs and trained victims — one at a
+    time, here; returns the cells whose run failed, with the error."""
     failed: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    federated = [job for job in jobs if job.cell.federated is not None]
-    total = len({utility_id(job.cell) for job in federated})
-    for job in federated:
-        name = utility_id(job.cell)
-        if name not in errors:
+    errors: dict[tuple[str, str], str] = {}
+    wanted = [(job, run) for job in jobs for run in _shared_runs(job.cell)]
+    totals = Counter(kind for kind, _ in {(run[0], run[1]) for _, run in wanted})
+    for job, (kind, name, prepare, what) in wanted:
+        if (kind, name) not in errors:
             if on_notice is not None:
-                cell = job.cell
-                on_notice(
-                    f"utility {len(errors) + 1}/{total}: {cell.dataset}/{cell.model} "
-                    f"{cell.defense} (a Flower run, unless cached)"
-                )
+                done = sum(1 for k, _ in errors if k == kind)
+                on_notice(f"{kind} {done + 1}/{totals[kind]}: {what} (a Flower run, unless cached)")
             try:
-                prepare_utility(job.cell, cache_dir)
-                errors[name] = ""
+                prepare(job.cell, cache_dir)
+                errors[kind, name] = ""
             except Exception as exc:  # its cells fail with the reason; the others go on
-                errors[name] = f"utility run {name} failed: {_error_line(exc)}"
-        if errors[name]:
-            failed[job.cell.cell_id] = errors[name]
+                errors[kind, name] = f"{kind} run {name} failed: {_error_line(exc)}"
+        if errors[kind, name]:
+            failed.setdefault(job.cell.cell_id, errors[kind, name])
     return failed
+
+
+def _shared_runs(
+    cell: Cell | KindCell,
+) -> list[tuple[str, str, Callable[[Cell, Path], bool], str]]:
+    """The Flower runs a cell reads that the campaign runs first: (kind, id, how, what)."""
+    if not isinstance(cell, Cell):
+        return []
+    runs = []
+    if cell.federated is not None:
+        what = f"{cell.dataset}/{cell.model} {cell.defense}"
+        runs.append(("utility", utility_id(cell), prepare_utility, what))
+    if cell.victim is not None:
+        what = f"{cell.dataset}/{cell.model} trained for {cell.victim.rounds} rounds"
+        runs.append(("victim", victim_id(cell), prepare_victim, what))
+    if cell.capture is not None:
+        mode = "train" if cell.train_mode else "eval"
+        what = f"{cell.dataset}/{cell.model} b{cell.batch_size} {mode} mode, one round"
+        runs.append(("capture", capture_id(cell), prepare_capture, what))
+    return runs
+
+
+def _reads_flower_runs(cell: Cell | KindCell) -> bool:
+    """Whether the cell reads the campaign's Flower runs folder (utility, victim, capture)."""
+    return bool(_shared_runs(cell)) or _starts_flower(cell)
 
 
 def _outcome_of(row: dict[str, object]) -> CellOutcome:

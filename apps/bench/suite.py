@@ -32,6 +32,10 @@ client update captured in a one-round Flower run instead of a FedSGD gradient: o
 batch of the draw, ``local_steps`` steps each, in the settings' train mode, the client's
 BatchNorm buffers returned beside its weights.
 
+An optional ``[settings.victim]`` table (:mod:`apps.bench.victims`) attacks a trained model: the
+FedSGD gradient is taken at the global weights of a Flower FedAvg run trained first (one run per
+dataset, model, dropout, seed and victim settings, shared by the cells).
+
 An optional ``[report]`` table (:mod:`apps.bench.report_spec`) says how ``fedleak bench
 report`` tabulates the cells and which goals it judges each row by; a goal naming a column
 that no grid has is refused here.
@@ -101,6 +105,23 @@ class Federated(BaseModel):
             raise ValueError(str(error)) from None
 
 
+class Victim(Federated):
+    """The Flower FedAvg run that trains a cell's victim (see ``fedleak simulate``): each
+    round, every client takes ``local_steps`` SGD steps (or ``local_epochs`` passes)."""
+
+    local_epochs: int = Field(0, ge=0, description="passes over each partition; 0: local_steps")
+    local_steps: int = Field(20, ge=1, description="SGD steps per client and round")
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> Victim:
+        if self.local_epochs and self.local_steps != 1:
+            raise ValueError(
+                f"victim local_steps={self.local_steps} and local_epochs={self.local_epochs} "
+                "both set; valid: one of them (local_steps = 1 with local_epochs)"
+            )
+        return self
+
+
 class Settings(BaseModel):
     """What stays fixed across a grid: the attack's budget, labels, data split, device."""
 
@@ -127,6 +148,9 @@ class Settings(BaseModel):
     capture: Capture | None = Field(
         None, description="attack clients' updates captured in a Flower run, not FedSGD"
     )
+    victim: Victim | None = Field(
+        None, description="attack a trained model: the global model of this Flower run"
+    )
 
     @model_validator(mode="after")
     def _capture_or_federated(self) -> Settings:
@@ -134,6 +158,11 @@ class Settings(BaseModel):
             raise ValueError(
                 "settings.capture and settings.federated both set; valid: one of them (a "
                 "capture cell attacks its own Flower run and measures no utility)"
+            )
+        if self.capture is not None and self.victim is not None:
+            raise ValueError(
+                "settings.capture and settings.victim both set; valid: one of them (a capture "
+                "attacks a Flower run's round-1 update, a victim's FedSGD gradient)"
             )
         return self
 
@@ -378,6 +407,10 @@ class Suite(BaseModel):
         """Whether any grid's cells also run a Flower simulation."""
         return any(self.settings_of(grid).federated is not None for grid in self.attack_grids())
 
+    def has_victims(self) -> bool:
+        """Whether any grid's cells attack a model trained by a Flower run first."""
+        return any(self.settings_of(grid).victim is not None for grid in self.attack_grids())
+
     def has_captures(self) -> bool:
         """Whether any grid's cells attack updates captured in a Flower run."""
         return any(self.settings_of(grid).capture is not None for grid in self.attack_grids())
@@ -444,6 +477,7 @@ class Suite(BaseModel):
                         device=settings.device,
                         federated=settings.federated,
                         capture=capture,
+                        victim=settings.victim,
                     )
                     cells.setdefault(cell.cell_id, cell)
         return list(cells.values())
@@ -483,6 +517,7 @@ class Cell(BaseModel):
     adaptive: bool = False
     capture: Capture | None = None
     per_class: int | None = None
+    victim: Victim | None = None
 
     def config_json(self) -> str:
         """The canonical JSON of this cell: sorted keys, no spaces."""
@@ -493,6 +528,8 @@ class Cell(BaseModel):
             del values["federated"]  # cells without a Flower run keep their earlier ids
         if values["capture"] is None:
             del values["capture"]  # likewise cells that attack FedSGD gradients
+        if values["victim"] is None:
+            del values["victim"]  # likewise cells of untrained models
         if not values["adaptive"]:
             del values["adaptive"]  # likewise cells of attacks that ignore the defenses
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
