@@ -155,7 +155,10 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 
 def test_unknown_suite_names_the_builtins() -> None:
-    valid = "valid: batchnorm, defense-aware, demo, dia, dta, fusion, gifd, privacy-utility, quick"
+    valid = (
+        "valid: batchnorm, defense-aware, demo, dia, dta, fusion, gifd, gifd-regime, "
+        "privacy-utility, quick"
+    )
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
     with pytest.raises(UserInputError, match="no suite file 'nowhere/x.toml'"):
