@@ -183,3 +183,20 @@ def test_ig_bn_on_a_capture_records_the_leaked_statistics(capture: Path, tmp_pat
     running = get_preset("ig-bn-running")
     observation, _ = load_capture(capture, 1, 0)
     assert prior_targets(observation, running.bn_statistics).source == "running"
+
+
+def test_two_step_objective_with_the_prior_vanishes_at_the_true_batches(simulated_run) -> None:
+    args = ["--model", "convnet64", "--clients", "1", "--rounds", "1", "--local-steps", "2"]
+    run = simulated_run("bn-two-steps", [*args, "--batch-size", "2", "--lr", "0.05"])
+    observation, truth = load_capture(run, 1, 0)
+    observation = replace(observation, labels=truth.labels)
+    objective = gradient_matching_objective(
+        observation, get_preset("ig-bn", tv_weight=0.0, label_strategy="given"), "cpu"
+    )
+    inputs = normalize(truth.images, get_dataset_spec(observation.dataset))
+    one_hot = torch.nn.functional.one_hot(truth.labels, observation.model.num_classes).float()
+
+    loss, gap = objective(inputs, one_hot, {})
+
+    assert prior_targets(observation, "leaked").reason.startswith("leaked")
+    assert observation.local_steps == 2 and float(gap) < 1e-5 and float(loss) < 1e-5
