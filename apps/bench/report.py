@@ -241,14 +241,35 @@ def _spec_of(suite: dict) -> ReportSpec:
 
 
 def _axis_order(grids: object) -> dict[str, list[object]]:
-    """Each grid axis's values in the order the suite's grids give them."""
+    """Each grid axis's values in the order the suite's grids give them; a kind's grid gives
+    its cells' fields in the order its cells name them."""
     order: dict[str, list[object]] = {}
     for grid in grids if isinstance(grids, list) else ():
+        for name, value in _kind_fields(grid):
+            known = order.setdefault(name, [])
+            if value not in known:
+                known.append(value)
         for axis, values in grid.items() if isinstance(grid, dict) else ():
             if isinstance(values, list):
                 known = order.setdefault(axis, [])
                 known += [v for v in values if v not in known]
     return order
+
+
+def _kind_fields(grid: object) -> list[tuple[str, object]]:
+    """(field, value) of each cell of a recorded kind's grid, in cell order; none for others."""
+    from pydantic import ValidationError
+
+    from apps.bench.kinds import KINDS
+
+    kind = KINDS.get(str(grid.get("kind"))) if isinstance(grid, dict) else None
+    if kind is None:
+        return []
+    try:
+        cells = kind.grid.model_validate(grid).cells()
+    except ValidationError:  # recorded by another fedleak version
+        return []
+    return [(k, _hashable(v)) for c in cells for k, v in json.loads(c.config_json()).items()]
 
 
 def _ranked(axis: str, value: object, order: dict[str, list[object]]) -> tuple:

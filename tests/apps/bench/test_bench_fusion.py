@@ -85,6 +85,8 @@ def test_a_fusion_suite_runs_into_the_store_and_reports(
     assert code == 0, err
     (report,) = json.loads(stdout)["suites"]
     assert report["columns"] == ["object", "context", "fused"]
+    # rows follow the suite's order of perturbations, not the text of their fields
+    assert [r["keys"]["attack"] for r in report["rows"]] == ["none", "fgsm", "fgsm", "blur"]
     verdicts = {(r["keys"]["attack"], r["keys"]["threat"]): r["verdicts"] for r in report["rows"]}
     assert set(verdicts) == {("none", "none"), ("fgsm", "transfer"), ("fgsm", "white-box")} | {
         ("blur", "none")
