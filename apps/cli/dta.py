@@ -401,14 +401,14 @@ def train_detector_command(
 @dta_app.command("attack")
 def attack_command(
     out: Annotated[Path, typer.Option(help="Folder for the pattern, loss curve and renders.")],
-    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 300,
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 400,
     dtn: Annotated[
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
     detector: DetectorOption = ATTACKED_DETECTOR,
-    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 32,
+    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 48,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.05,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.1,
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the views, jitter and start pattern.")] = 0,
     car: Annotated[str, typer.Option(help="Car of the training views.")] = "sedan",

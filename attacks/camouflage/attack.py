@@ -1,8 +1,10 @@
 """DTA's attack: a 16×16 pattern laid on each training view's car, rendered by the DTN, pasted
 over the original scene (x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and optimised with Adam
-to lower every car score s the detector gives, through Σ −log(1 − s) per view averaged over
-views: the score saturates near 1 on a confident detector and then gives almost no gradient, and
-lowering only the top box lets the next one take its place.
+to push every car detection that would count as finding the car (IoU > 0.5 with its box) under
+the detector's false alarms: AP@0.5 ranks detections, so a car score only costs AP once it falls
+below the false alarms' scores; the loss is each such score's log-odds above a floor, which keep
+their pull as s falls (−log(1 − s) fades), and lowering only the top box lets the next take its
+place.
 
 Two projections lay the pattern: ``surface`` reads it at the texture coordinates the renderer's
 AOV gives for each pixel (exactly where Mitsuba puts each texel), ``plane`` is DTA's repeated
@@ -10,13 +12,16 @@ texture projection, tiled over the image plane under random shift / scale / rota
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from torchvision.ops import box_iou
 
+from attacks.camouflage.detection_data import mask_box
 from attacks.camouflage.detector import car_detections
 from attacks.camouflage.dtn import DTN, paste
 from attacks.camouflage.pattern_renders import PATTERN_SIDE, random_pattern
@@ -34,6 +39,10 @@ from fedsim.errors import UnknownNameError
 # The plane projection's jitter scale is drawn within this factor of the renderer's own tiling.
 SCALE_SPREAD = (0.8, 1.25)
 PROJECTIONS = ("surface", "plane")
+# A detection finds the car above this IoU with its true box (as evaluation counts it); the loss
+# stops lowering a car score once it is under SCORE_FLOOR, below a trained detector's false
+# alarms (their highest score on a held-out view is about 0.01).
+IOU_HIT, SCORE_FLOOR = 0.5, 0.005
 # The surface projection reads texture coordinates on a grid this many times finer than the
 # image and averages each pixel's samples, as Mitsuba's pixel filter does: where a texel spans
 # only a pixel or two, one sample per pixel would alias.
@@ -46,13 +55,15 @@ class AttackScenes:
     reference paint (also x_orig, the scene around the car), ``masks`` (V, H, W) car coverage,
     ``periods`` (V,) texture repeats per image width as the renderer tiles them, one repeat
     per ``tile_m`` metres of the car's surface, and the paint's texture coordinates ``uv``
-    (V, kH, kW, 2) in those repeats where ``paint`` (V, kH, kW) is 1, k = SURFACE_SUPERSAMPLE."""
+    (V, kH, kW, 2) in those repeats where ``paint`` (V, kH, kW) is 1, k = SURFACE_SUPERSAMPLE;
+    ``boxes`` each view's true car box (B, 4) xyxy pixels, B ≤ 1."""
 
     x_ref: torch.Tensor
     masks: torch.Tensor
     periods: torch.Tensor
     uv: torch.Tensor
     paint: torch.Tensor
+    boxes: list[torch.Tensor]
     views: list[View]
     tile_m: float
 
@@ -60,7 +71,8 @@ class AttackScenes:
 @dataclass(frozen=True)
 class AttackResult:
     """The optimised ``pattern`` (3, 16, 16) sRGB in [0, 1], and at each Adam step the loss
-    (the batch's mean Σ −log(1 − s)) and ``scores``, the batch's mean highest car score s."""
+    (:func:`car_score_loss` of the batch) and ``scores``, the batch's mean highest car score s
+    among the detections that find the car."""
 
     pattern: torch.Tensor
     losses: list[float]
@@ -73,9 +85,11 @@ def render_attack_scenes(
     """Render each view in the reference paint with its car mask and painted surface, in
     Mitsuba."""
     surfaces = [render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m) for view in views]
+    masks = torch.from_numpy(np.stack([render_mask(view, size) for view in views]))
     return AttackScenes(
         x_ref=image_batch([render_image(view, None, size, spp) for view in views]),
-        masks=torch.from_numpy(np.stack([render_mask(view, size) for view in views])),
+        masks=masks,
+        boxes=[mask_box(mask) for mask in masks],
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
         uv=torch.from_numpy(np.stack([surface.uv for surface in surfaces])),
         paint=torch.from_numpy(np.stack([surface.paint for surface in surfaces])),
@@ -142,13 +156,22 @@ def dtn_images(
     return paste(dtn(x_ref, masks, etas), x_ref, masks)
 
 
-def car_score_loss(found: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, top): the mean over images of Σ −log(1 − s) over every car score s the detector
-    gave it, and (N,) each image's highest car score (0 where it gave none)."""
+def car_score_loss(
+    found: list[dict[str, torch.Tensor]], targets: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, top): the mean over images of Σ (max(logit s, logit SCORE_FLOOR) − logit
+    SCORE_FLOOR) over the car detections that would count as finding the car (IoU > 0.5 with its
+    true box ``targets`` (B, 4), every one where it has none), and (N,) each image's highest such
+    score (0 where none). Log-odds keep their pull as s falls, where −log(1 − s) fades with s;
+    a score already under the floor, below the detector's false alarms, is left alone."""
+    floor = math.log(SCORE_FLOOR / (1 - SCORE_FLOOR))
     per_image, top = [], []
-    for detections in found:
-        scores = detections["scores"].clamp(max=1 - 1e-6)
-        per_image.append(-torch.log1p(-scores).sum())
+    for detections, target in zip(found, targets, strict=True):
+        scores = detections["scores"].clamp(1e-7, 1 - 1e-7)
+        if len(target) and len(scores):
+            scores = scores[box_iou(detections["boxes"], target).max(dim=1).values > IOU_HIT]
+        odds = torch.log(scores) - torch.log1p(-scores)
+        per_image.append((odds.clamp(min=floor) - floor).sum())
         top.append(scores.max() if len(scores) else scores.new_zeros(()))
     return torch.stack(per_image).mean(), torch.stack(top)
 
@@ -186,7 +209,8 @@ def camouflage(
     for step in range(1, steps + 1):
         chosen = torch.randint(len(scenes.views), (batch_size,), generator=generator)
         images = dtn_images(torch.sigmoid(logits), dtn, scenes, chosen, projection, generator)
-        loss, top = car_score_loss(car_detections(detector, images, car_label))
+        found = car_detections(detector, images, car_label)
+        loss, top = car_score_loss(found, [scenes.boxes[i] for i in chosen])
         optimiser.zero_grad(set_to_none=True)
         if loss.requires_grad:  # else the detector found no car in any view: nothing to lower
             loss.backward()

@@ -18,8 +18,8 @@ UPSCALE = 4
 
 
 def plot_curves(path: Path, losses: list[float], scores: list[float]) -> None:
-    """A PNG of the attack per step: its loss, −log(1 − s), and s, the mean highest car score
-    of the step's views."""
+    """A PNG of the attack per step: its loss (log-odds of the car scores above the floor) and
+    s, the mean highest score of a detection finding the car in the step's views."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def plot_curves(path: Path, losses: list[float], scores: list[float]) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
     steps = range(1, len(losses) + 1)
     left.plot(steps, losses)
-    left.set_ylabel("loss −log(1 − s)")
+    left.set_ylabel("loss Σ log-odds above floor")
     right.plot(steps, scores)
     right.set_ylabel("highest car score s")
     right.set_ylim(0, 1)

@@ -9,6 +9,7 @@ from torch import nn
 
 from attacks.camouflage.attack import (
     PROJECTIONS,
+    SCORE_FLOOR,
     AttackScenes,
     camouflage,
     car_score_loss,
@@ -30,7 +31,8 @@ def _score(pattern: torch.Tensor, detector: nn.Module, dtn: DTN, scenes: AttackS
     with torch.no_grad():
         every = torch.arange(len(scenes.views))
         images = dtn_images(pattern, dtn, scenes, every, "surface")
-        return float(car_score_loss(car_detections(detector, images, CAR_LABEL))[0])
+        found = car_detections(detector, images, CAR_LABEL)
+        return float(car_score_loss(found, scenes.boxes)[0])
 
 
 @pytest.mark.parametrize("projection", PROJECTIONS)
@@ -40,13 +42,13 @@ def test_attack_loss_falls(
     dtn = DTN(width=8)
     # The same seed draws the same views and jitter each step, so lr 0 is the paired baseline:
     # the random start pattern under exactly the jitter the attack saw.
-    run = {"car_label": CAR_LABEL, "steps": 10, "projection": projection}
+    run = {"car_label": CAR_LABEL, "steps": 20, "projection": projection}
     still = camouflage(attack_scenes, dtn, tiny_detector, lr=0.0, **run)
     moved = camouflage(attack_scenes, dtn, tiny_detector, lr=0.2, **run)
 
     torch.testing.assert_close(still.pattern, initial_pattern(0), atol=0.02, rtol=0)
     assert moved.losses[0] == still.losses[0]
-    assert sum(moved.losses[-4:]) < sum(still.losses[-4:])
+    assert sum(moved.losses[-8:]) < sum(still.losses[-8:])
     if projection == "surface":  # the plane's loss is an expectation over jitter, not one pose
         assert _score(moved.pattern, tiny_detector, dtn, attack_scenes) < _score(
             still.pattern, tiny_detector, dtn, attack_scenes
@@ -73,16 +75,24 @@ def test_dtn_images_are_differentiable_in_the_pattern(
     )
 
 
-def test_the_loss_counts_every_car_score() -> None:
-    scores = torch.tensor([0.5, 0.75]).requires_grad_(True)
-    found = [{"scores": scores}, {"scores": torch.zeros(0)}]
-    loss, top = car_score_loss(found)
+def test_the_loss_counts_the_car_scores_above_the_floor() -> None:
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    car = torch.tensor([[10.0, 10.0, 30.0, 20.0]])
+    scores = torch.tensor([0.5, 0.75, 0.9, 0.001]).requires_grad_(True)
+    boxes = torch.tensor([[10.0, 10, 30, 20], [11, 10, 30, 21], [40, 40, 50, 50], [10, 10, 30, 20]])
+    found = [
+        {"scores": scores, "boxes": boxes},
+        {"scores": torch.zeros(0), "boxes": torch.zeros(0, 4)},
+    ]
+    loss, top = car_score_loss(found, [car, car])
     loss.backward()
 
-    # (−log 0.5 − log 0.25) / 2 images; an image with no car score adds nothing.
-    assert float(loss.detach()) == pytest.approx((np.log(2) + np.log(4)) / 2)
+    # The first two find the car; the third is elsewhere, the fourth under the floor already.
+    floor = logit(SCORE_FLOOR)
+    assert float(loss.detach()) == pytest.approx((logit(0.5) - floor + logit(0.75) - floor) / 2)
     torch.testing.assert_close(top.detach(), torch.tensor([0.75, 0.0]))
-    torch.testing.assert_close(scores.grad, torch.tensor([1 / 0.5, 1 / 0.25]) / 2)
+    expected = torch.tensor([1 / (0.5 * 0.5), 1 / (0.75 * 0.25), 0.0, 0.0]) / 2
+    torch.testing.assert_close(scores.grad, expected)
 
 
 def test_tile_size_sets_the_pattern_scale_in_renderer_and_pipeline() -> None:
