@@ -79,6 +79,8 @@ def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     assert {c.batch_size for c in repeated} == {8} and len(repeated) == 6
     trained = {c.victim for c in cells if c.victim is not None}
     assert [(v.clients, v.rounds, v.local_steps) for v in trained] == [(8, 20, 20)]
+    searched = {(c.classes is None, c.generator) for c in cells if c.attack != "ig-fast"}
+    assert searched == {(True, "cifar10-conditional"), (False, "cifar10-classes-0-4")}
 
 
 def test_cells_split_each_seeds_draw_into_batches(tmp_path: Path, data_dir: Path) -> None:
