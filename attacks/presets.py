@@ -6,9 +6,9 @@ from attacks.config import AttackConfig
 from fedsim.errors import UnknownNameError
 
 BN_WEIGHT = 0.1
-"""Weight of ig-bn's BatchNorm-statistics prior beside IG's cosine distance. Weights from 1e-3
-to 100 on small train-mode resnet18 captures (batch 1 and 4, 60–100 steps) all ended within
-about 1.5 dB of each other; see benchmarks/README.md (suite batchnorm) for why."""
+"""Weight of ig-bn's BatchNorm-statistics prior beside IG's cosine distance, picked on small
+train-mode resnet18 captures where no weight tried (1e-3 to 100) made a clear difference;
+benchmarks/README.md (suite batchnorm) says why."""
 
 # Zhu et al. 2019: squared-L2 gradient match, L-BFGS, labels searched jointly.
 _DLG = AttackConfig(
