@@ -139,7 +139,7 @@ def test_a_camouflage_suite_runs_reports_and_shows(
     [
         (('"normal", "random"', '"plaid", "random"'), "unknown detection texture 'plaid'; valid:"),
         (('"flat", "patterns"', '"flat", "noise"'), "unknown dtn texture 'noise'; valid: flat"),
-        (("views = 2", "views = 0"), "views"),
+        (("views = 2", "views = 0"), "views 0: Input should be greater than or equal to 1"),
         (("seed = [3]\\ndtn", "seed = [0]\\ndtn"), "seed 0 drew the training scenes"),
     ],
 )
