@@ -19,7 +19,7 @@ from fedsim.errors import UnknownNameError, UserInputError
 
 dta_app = typer.Typer(
     name="dta",
-    help="DTA physical camouflage: the Mitsuba renderer's datasets and the DTN.",
+    help="DTA physical camouflage: renderer datasets, the DTN, detectors, the attack, evaluation.",
     no_args_is_help=True,
     add_completion=False,
 )
