@@ -180,6 +180,6 @@ def _r(value: float | None) -> str:
 def _save(figure: object, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=64)
     plt.close(figure)
     return path
