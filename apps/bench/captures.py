@@ -24,39 +24,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from fedsim.errors import UserInputError
-
 if TYPE_CHECKING:
-    from apps.bench.suite import Cell
+    from apps.bench.suite import Capture, Cell
     from fedsim.flower.simulation import SimulationConfig
 
 CAPTURES_DIR = "captures"
 CAPTURE_TEST_IMAGES = 10  # the run is attacked, not scored for accuracy
-
-
-class Capture(BaseModel):
-    """The Flower run a cell's attack reads its update from (see ``fedleak simulate``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    local_steps: int = Field(1, ge=1, description="SGD steps each client takes in its round")
-    lr: float = Field(0.05, gt=0, allow_inf_nan=False)
-    partition: str = "iid"
-    clients: int = Field(
-        1, ge=1, description="clients of the run: set per cell to the draw's batch count"
-    )
-
-    @field_validator("partition")
-    @classmethod
-    def _known_partition(cls, text: str) -> str:
-        from fedsim.flower.partitions import parse_partition
-
-        try:
-            return str(parse_partition(text))
-        except UserInputError as error:
-            raise ValueError(str(error)) from None
 
 
 def capture_key(cell: Cell) -> dict[str, object]:

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -66,7 +67,6 @@ from pydantic import (
     model_validator,
 )
 
-from apps.bench.captures import Capture
 from apps.bench.kinds import KINDS, KindCell, KindGrid
 from apps.bench.report_spec import Goal, ReportSpec
 from fedsim.errors import UnknownNameError, UserInputError
@@ -81,6 +81,19 @@ AGGREGATE_DEFENSES = ("secagg",)
 """Defenses that hide single updates: a federated suite attacks the round's secure aggregate."""
 
 
+def _canonical_partition(text: str) -> str:
+    from fedsim.flower.partitions import parse_partition
+
+    try:
+        return str(parse_partition(text))
+    except UserInputError as error:
+        raise ValueError(str(error)) from None
+
+
+Partition = Annotated[str, AfterValidator(_canonical_partition)]
+"""A partition spec (``iid``, ``dirichlet:ALPHA``, ``shards:K``), kept in canonical form."""
+
+
 class Federated(BaseModel):
     """The Flower run that measures a cell's utility (see ``fedleak simulate`` for each key)."""
 
@@ -91,18 +104,21 @@ class Federated(BaseModel):
     local_epochs: int = Field(1, ge=0, description="passes over each partition; 0: one step")
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.05, gt=0, allow_inf_nan=False)
-    partition: str = "dirichlet:0.5"
+    partition: Partition = "dirichlet:0.5"
     test_images: int = Field(2000, ge=1, description="test images of the accuracy")
 
-    @field_validator("partition")
-    @classmethod
-    def _known_partition(cls, text: str) -> str:
-        from fedsim.flower.partitions import parse_partition
 
-        try:
-            return str(parse_partition(text))
-        except UserInputError as error:
-            raise ValueError(str(error)) from None
+class Capture(BaseModel):
+    """The Flower run a cell's attack reads its update from (see ``fedleak simulate``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    local_steps: int = Field(1, ge=1, description="SGD steps each client takes in its round")
+    lr: float = Field(0.05, gt=0, allow_inf_nan=False)
+    partition: Partition = "iid"
+    clients: int = Field(
+        1, ge=1, description="clients of the run: set per cell to the draw's batch count"
+    )
 
 
 class Victim(Federated):
@@ -695,6 +711,7 @@ _KEYS = {
     "settings": Settings,
     "federated": Federated,
     "capture": Capture,
+    "victim": Victim,
     "report": ReportSpec,
     "goals": Goal,
 }

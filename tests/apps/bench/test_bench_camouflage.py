@@ -5,7 +5,6 @@ shows its camouflage section; bad camouflage values fail in one line."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,14 +45,6 @@ name = "pattern ≤ ½ random"
 expression = "ap50['{pattern}'] <= 0.5 * ap50[random]"
 where = {{ measure = ["detection"] }}
 """
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

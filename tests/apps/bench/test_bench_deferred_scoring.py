@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import torch
 
 from apps.bench.runner import run_campaign
@@ -26,15 +24,6 @@ attack = "ig-fast"
 images = [2]
 """
 SCORES = ("psnr", "ssim", "st_lpips", "label_accuracy")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread for the attacks in this process (see test_bench_run.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rows(out: Path) -> dict[str, dict]:

@@ -9,12 +9,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import torch
 
 from apps.bench import federated
 from apps.bench.federated import utility_id
@@ -49,15 +47,6 @@ batch_size = [1]
 images = [2]
 seed = [0]
 """
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread for the attacks in this process (see test_bench_run.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_suite(tmp_path: Path, text: str, name: str = "fed") -> Path:

@@ -5,11 +5,9 @@ fusion value fails in one line."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from apps.bench.runner import CACHE_DIR
 from apps.bench.store import ResultStore, store_path
@@ -37,14 +35,6 @@ name = "fused ≥ object"
 expression = "accuracy[fused] >= accuracy[object]"
 where = { threat = ["transfer"] }
 """
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write(tmp_path: Path, text: str) -> Path:

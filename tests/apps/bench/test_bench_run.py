@@ -11,12 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-import torch
 
 from apps.bench.runner import Job, run_campaign, run_on_ray
 from apps.bench.store import store_path
@@ -39,16 +37,6 @@ batch_size = [1, 2]
 images = [2]
 seed = [0]
 """
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Cells run in this process with one torch thread: on a busy 2-core machine two threads
-    spin-wait on each other (50 LeNet steps took 22 s instead of 0.5 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rows(out: Path) -> dict[str, dict]:

@@ -4,7 +4,6 @@ attacks, and every cell takes its FedSGD gradient at that run's final global wei
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,6 @@ seed = [0]
 rows = ["victim_rounds", "batch_size"]
 metrics = ["psnr", "victim_accuracy"]
 """
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_cells_attack_the_victims_final_weights_trained_once(tmp_path: Path, data_dir) -> None:
