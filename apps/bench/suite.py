@@ -130,11 +130,11 @@ class Victim(Federated):
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> Victim:
-        if self.local_epochs and self.local_steps != 1:
-            raise ValueError(
-                f"victim local_steps={self.local_steps} and local_epochs={self.local_epochs} "
-                "both set; valid: one of them (local_steps = 1 with local_epochs)"
-            )
+        from fedsim.flower.config import steps_or_epochs_problem
+
+        problem = steps_or_epochs_problem(self.local_steps, self.local_epochs)
+        if problem:
+            raise ValueError(f"victim {problem}")
         return self
 
 

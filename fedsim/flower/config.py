@@ -94,11 +94,9 @@ class SimulationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> SimulationConfig:
-        if self.local_epochs and self.local_steps != 1:
-            raise UserInputError(
-                f"local_steps={self.local_steps} and local_epochs={self.local_epochs} both set; "
-                "give one: steps per round, or passes over the partition per round"
-            )
+        problem = steps_or_epochs_problem(self.local_steps, self.local_epochs)
+        if problem:
+            raise UserInputError(problem)
         return self
 
     @model_validator(mode="after")
@@ -159,3 +157,13 @@ class SimulationConfig(BaseModel):
                 p.strip() for p in text.split(DEFENSE_SEPARATOR) if p.strip()
             )
         return cls(clients=clients, **values)
+
+
+def steps_or_epochs_problem(local_steps: int, local_epochs: int) -> str | None:
+    """Why a client's ``local_steps`` and ``local_epochs`` cannot both be set, or None."""
+    if local_epochs and local_steps != 1:
+        return (
+            f"local_steps={local_steps} and local_epochs={local_epochs} both set; "
+            "give one: steps per round, or passes over the partition per round"
+        )
+    return None

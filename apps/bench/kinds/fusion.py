@@ -20,6 +20,7 @@ and the object model's white-box cell) share one crafted set in the campaign's c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -272,23 +273,21 @@ class FusionGrid(KindGrid):
             parsed = parse_perturbation(spec)
             threats = self.threat if parsed.needs_gradients else ("none",)
             strength = parsed.sigma if parsed.kind == "blur" else parsed.eps
-            for model in self.model:
-                for threat in threats:
-                    for images in self.images:
-                        for seed in self.seed:
-                            cell = FusionCell(
-                                model=model,
-                                perturbation=spec,
-                                attack=parsed.kind,
-                                strength=strength,
-                                threat=threat,
-                                images=images,
-                                seed=seed,
-                                batch_size=self.batch_size,
-                                checkpoint=self.checkpoint,
-                                device=self.device,
-                            )
-                            cells.setdefault(cell.cell_id, cell)
+            axes = itertools.product(self.model, threats, self.images, self.seed)
+            for model, threat, images, seed in axes:
+                cell = FusionCell(
+                    model=model,
+                    perturbation=spec,
+                    attack=parsed.kind,
+                    strength=strength,
+                    threat=threat,
+                    images=images,
+                    seed=seed,
+                    batch_size=self.batch_size,
+                    checkpoint=self.checkpoint,
+                    device=self.device,
+                )
+                cells.setdefault(cell.cell_id, cell)
         return list(cells.values())
 
 
