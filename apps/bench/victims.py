@@ -2,9 +2,10 @@
 
 A suite with ``[settings.victim]`` (:class:`~apps.bench.suite.Victim`: the keys of
 ``[settings.federated]`` and ``local_steps``) first trains each cell's model with Flower — the
-victim's training, without the cell's defense, which applies to the attacked gradient only, as
-in GIFD's configs — and then takes the FedSGD gradient of the cell's held-out batch at the run's
-final global weights rather than at a fresh initialisation.
+victim's training, capturing nothing (only its final weights serve), without the cell's
+defense, which applies to the attacked gradient only, as in GIFD's configs — and then takes
+the FedSGD gradient of the cell's held-out batch at the run's final global weights rather
+than at a fresh initialisation.
 
 The run depends on the dataset, model, dropout, seed and the victim settings, not on the attack,
 defense or image draw, so cells that share those share one run: the campaign process runs each
@@ -76,6 +77,7 @@ def prepare_victim(cell: Cell, cache_dir: Path) -> bool:
                 test_images=victim.test_images,
                 seed=cell.seed,
                 out_dir=run,
+                capture=False,
             )
         )
         shutil.copyfile(run / FINAL_WEIGHTS_FILE, scratch / WEIGHTS_FILE)

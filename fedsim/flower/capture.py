@@ -23,7 +23,7 @@ class ObservationRecorder:
     statistics and batch counts) are its ``client_buffers``. The global buffers the server
     sent are part of ``global_state``. A secure aggregate keeps no buffers: its averaged
     running variances are not the variance of the joint batch, so they would state a leak
-    that is not there.
+    that is not there. With ``save`` off (a run with ``capture`` off) nothing is written.
     """
 
     run_dir: Path
@@ -38,6 +38,7 @@ class ObservationRecorder:
     weight_decay: float = 0.0
     defenses: tuple[str, ...] = ()
     buffer_names: tuple[str, ...] = ()
+    save: bool = True
 
     @classmethod
     def for_run(
@@ -58,6 +59,7 @@ class ObservationRecorder:
             weight_decay=run.weight_decay,
             defenses=run.defenses,
             buffer_names=buffers,
+            save=run.capture,
         )
 
     def record_aggregate(
@@ -82,7 +84,8 @@ class ObservationRecorder:
             num_examples=sum(examples.values()),
             context={"round": server_round, "aggregate_of": survivors},
         )
-        observation.save(aggregate_path(self.run_dir, server_round))
+        if self.save:
+            observation.save(aggregate_path(self.run_dir, server_round))
         return observation
 
     def record(
@@ -112,7 +115,8 @@ class ObservationRecorder:
                 name: returned_state[name] for name in self.buffer_names if name in returned_state
             },
         )
-        observation.save(observation_path(self.run_dir, server_round, client))
+        if self.save:
+            observation.save(observation_path(self.run_dir, server_round, client))
         return observation
 
     def _observation(

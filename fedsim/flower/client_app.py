@@ -150,12 +150,13 @@ def train_on_partition(
         update = flatten({name: state[name] - received[name] for name in names}, names)
         arrays = masked_record(hooks.secure_aggregation.mask(update, msg, context, partition_id))
 
-    GroundTruth(
-        images=torch.cat([images for images, _ in batches]),
-        labels=torch.cat([labels for _, labels in batches]),
-        indices=tuple(index for indices in steps for index in indices),
-        dropout_masks=dropout_masks,
-    ).save(ground_truth_path(run.out_dir, server_round, partition_id))
+    if run.capture:
+        GroundTruth(
+            images=torch.cat([images for images, _ in batches]),
+            labels=torch.cat([labels for _, labels in batches]),
+            indices=tuple(index for indices in steps for index in indices),
+            dropout_masks=dropout_masks,
+        ).save(ground_truth_path(run.out_dir, server_round, partition_id))
     content = RecordDict(
         {
             ARRAYS_KEY: arrays,

@@ -35,6 +35,7 @@ RUN_CONFIG_KEYS = {
     "out_dir": "out-dir",
     "defenses": "defenses",
     "dp_compatible": "dp-compatible",
+    "capture": "capture",
 }
 DEFENSE_SEPARATOR = ";"
 """Joins the defenses of a run into the one string a Flower run-config value can be."""
@@ -48,7 +49,8 @@ class SimulationConfig(BaseModel):
     ``weight_decay``, or Adam with ``weight_decay``, fresh each round) at learning rate ``lr``
     on batches of ``batch_size`` images of its partition, in train mode unless ``train_mode``
     is False.
-    Global accuracy uses the first ``test_images`` test images.
+    Global accuracy uses the first ``test_images`` test images. With ``capture`` off the
+    server saves no Observation and the clients no ground truth (a run that only trains).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,6 +75,7 @@ class SimulationConfig(BaseModel):
     out_dir: Path = Path("runs/simulate")
     defenses: tuple[str, ...] = ()  # `name:k=v,...` specs, set up by the defenses package
     dp_compatible: bool = False  # BatchNorm → GroupNorm for DP-SGD (ModelSpec.dp_compatible)
+    capture: bool = True
 
     @field_validator("dataset")
     @classmethod

@@ -22,11 +22,13 @@ from fedsim.flower.local_training import dropout_seed, train_steps
 from fedsim.flower.run_dir import (
     ACCURACY_FILE,
     CONFIG_FILE,
+    FINAL_WEIGHTS_FILE,
     PARTITIONS_FILE,
     ground_truth_path,
     observation_files,
     observation_path,
 )
+from fedsim.flower.simulation import SimulationConfig, run_simulation
 from fedsim.ground_truth import GroundTruth
 from fedsim.models import build_model
 from fedsim.observation import Observation
@@ -214,3 +216,16 @@ def test_epochs_train_on_the_whole_partition_and_the_server_counts_the_steps(
     train_steps(model, batches, get_dataset_spec("mnist"), lr=0.01, train_mode=True)
     for name, returned in observation.client_update.items():
         assert torch.equal(returned, dict(model.named_parameters())[name].detach()), name
+
+
+def test_a_run_without_capture_trains_and_saves_no_update_or_image(data_dir, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    config = SimulationConfig(
+        dataset="mnist", model="lenet", clients=2, rounds=2, batch_size=BATCH, lr=LR,
+        test_images=100, seed=SEED, out_dir=run_dir, capture=False,
+    )  # fmt: skip
+
+    summary = run_simulation(config)
+
+    assert summary.observations == 0 and len(summary.accuracy) == 2
+    assert [p.name for p in run_dir.rglob("*.safetensors")] == [FINAL_WEIGHTS_FILE]
