@@ -422,9 +422,13 @@ def attack_command(
             help="surface (at the renderer's texture coordinates) or plane (DTA's jittered tiling)."
         ),
     ] = "surface",
+    side: Annotated[
+        int, typer.Option(min=2, max=512, help="Texels per side of the square pattern (DTA: 16).")
+    ] = 16,
     as_json: JsonFlag = False,
 ) -> None:
-    """Optimise a 16×16 camouflage pattern through the DTN against the detector's car scores."""
+    """Optimise a square camouflage pattern (16×16 by default) through the DTN against the
+    detector's car scores."""
     import torch
 
     from attacks.camouflage.attack import PROJECTIONS, camouflage, render_attack_scenes
@@ -457,6 +461,7 @@ def attack_command(
             batch_size=batch_size,
             projection=projection,
             seed=seed,
+            side=side,
             progress=lambda step, value: bar.update(task, completed=step, loss=value),
         )
     wall_s = time.perf_counter() - started
@@ -464,7 +469,7 @@ def attack_command(
         ["fedleak", "dta", "attack", "--out", str(out), "--steps", str(steps), "--dtn", str(dtn)]
         + ["--detector", str(detector), "--views", str(views), "--batch-size", str(batch_size)]
         + ["--lr", str(lr), "--spp", str(spp), "--seed", str(seed), "--car", car]
-        + ["--tile-m", str(tile_m), "--projection", projection]
+        + ["--tile-m", str(tile_m), "--projection", projection, "--side", str(side)]
     )
     last = max(1, steps // 10)
     summary = {
@@ -478,6 +483,7 @@ def attack_command(
         "car": car,
         "tile_m": tile_m,
         "projection": projection,
+        "side": side,
         "dtn": str(dtn),
         "detector": str(detector),
         "command": command,

@@ -1,10 +1,10 @@
-"""DTA's attack: a 16×16 pattern laid on each training view's car, rendered by the DTN, pasted
-over the original scene (x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and optimised with Adam
-to push every car detection that would count as finding the car (IoU > 0.5 with its box) under
-the detector's false alarms: AP@0.5 ranks detections, so a car score only costs AP once it falls
-below the false alarms' scores; the loss is each such score's log-odds above a floor, which keep
-their pull as s falls (−log(1 − s) fades), and lowering only the top box lets the next take its
-place.
+"""DTA's attack: a 16×16 pattern (or another square) laid on each training view's car, rendered by
+the DTN, pasted over the original scene (x_adv = DTN(x_ref, η) + x_orig ⊙ (1 − x_seg)), and
+optimised with Adam to push every car detection that would count as finding the car (IoU > 0.5 with
+its box) under the detector's false alarms: AP@0.5 ranks detections, so a car score only costs AP
+once it falls below the false alarms' scores; the loss is each such score's log-odds above a floor,
+which keep their pull as s falls (−log(1 − s) fades), and lowering only the top box lets the next
+take its place.
 
 Two projections lay the pattern: ``surface`` reads it at the texture coordinates the renderer's
 AOV gives for each pixel (exactly where Mitsuba puts each texel), ``plane`` is DTA's repeated
@@ -70,7 +70,7 @@ class AttackScenes:
 
 @dataclass(frozen=True)
 class AttackResult:
-    """The optimised ``pattern`` (3, 16, 16) sRGB in [0, 1], and at each Adam step the loss
+    """The optimised ``pattern`` (3, side, side) sRGB in [0, 1], and at each Adam step the loss
     (:func:`car_score_loss` of the batch) and ``scores``, the batch's mean highest car score s
     among the detections that find the car."""
 
@@ -176,10 +176,10 @@ def car_score_loss(
     return torch.stack(per_image).mean(), torch.stack(top)
 
 
-def initial_pattern(seed: int) -> torch.Tensor:
-    """The attack's start, (3, 16, 16) uniform random sRGB noise drawn from ``seed``: the
-    ``random`` texture of the same seed."""
-    noise = random_pattern(np.random.default_rng(seed), cells=PATTERN_SIDE)
+def initial_pattern(seed: int, side: int = PATTERN_SIDE) -> torch.Tensor:
+    """The attack's start, (3, side, side) uniform random sRGB noise drawn from ``seed``: the
+    ``random`` texture of the same seed (and side)."""
+    noise = random_pattern(np.random.default_rng(seed), cells=side, side=side)
     return torch.from_numpy(noise.transpose(2, 0, 1).copy())
 
 
@@ -194,13 +194,14 @@ def camouflage(
     batch_size: int = 8,
     projection: str = "surface",
     seed: int = 0,
+    side: int = PATTERN_SIDE,
     progress: Callable[[int, float], None] | None = None,
 ) -> AttackResult:
-    """Optimise a pattern for ``steps`` Adam steps, each on ``batch_size`` training views drawn
-    with replacement (under fresh jitter for the plane projection); the pattern is
-    sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step."""
+    """Optimise a ``side``×``side`` pattern for ``steps`` Adam steps, each on ``batch_size``
+    training views drawn with replacement (under fresh jitter for the plane projection); the
+    pattern is sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step."""
     generator = torch.Generator().manual_seed(seed)
-    start = initial_pattern(seed).clamp(0.02, 0.98)
+    start = initial_pattern(seed, side).clamp(0.02, 0.98)
     logits = torch.logit(start).requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
     dtn.eval().requires_grad_(False)

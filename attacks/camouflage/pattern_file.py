@@ -1,4 +1,4 @@
-"""Camouflage patterns on disk (a safetensors tensor and a PNG of the same 16×16 texels) and the
+"""Camouflage patterns on disk (a safetensors tensor and a PNG of the same square texels) and the
 textures ``evaluate`` accepts: the normal paint, a random pattern, the shipped DTA pattern, or a
 pattern file."""
 
@@ -11,17 +11,17 @@ import torch
 from PIL import Image
 
 from attacks.camouflage.attack import initial_pattern
-from attacks.camouflage.pattern_renders import PATTERN_SIDE
 from attacks.camouflage.shipped import SHIPPED_PATTERN
 from fedsim.errors import UserInputError
 from fedsim.storage import load_tensors, save_tensors
 
 NAMED_TEXTURES = ("normal", "random", "dta")
-PATTERN_SHAPE = (3, PATTERN_SIDE, PATTERN_SIDE)
+# A pattern is square, (3, n, n) with n in this range (DTA's is 16).
+SIDES = (2, 512)
 
 
 def save_pattern(stem: Path, pattern: torch.Tensor, meta: dict) -> Path:
-    """Write ``pattern`` (3, 16, 16) sRGB in [0, 1] as ``stem``.safetensors (with ``meta``) and
+    """Write ``pattern`` (3, n, n) sRGB in [0, 1] as ``stem``.safetensors (with ``meta``) and
     ``stem``.png; return the safetensors path."""
     path = stem.with_suffix(".safetensors")
     save_tensors(path, {"pattern": pattern.float()}, meta)
@@ -31,8 +31,8 @@ def save_pattern(stem: Path, pattern: torch.Tensor, meta: dict) -> Path:
 
 
 def load_pattern(path: Path) -> torch.Tensor:
-    """The (3, 16, 16) sRGB pattern in [0, 1] of a ``.safetensors`` (key ``pattern``) or image
-    file; any other shape or range is refused."""
+    """The (3, n, n) sRGB pattern in [0, 1] of a ``.safetensors`` (key ``pattern``) or image
+    file, n in :data:`SIDES`; any other shape or range is refused."""
     if path.suffix == ".safetensors":
         tensors, _ = load_tensors(path)
         if "pattern" not in tensors:
@@ -44,10 +44,12 @@ def load_pattern(path: Path) -> torch.Tensor:
         except OSError as error:
             raise UserInputError(f"{path} is not a pattern image: {error}") from None
         pattern = torch.from_numpy(image.transpose(2, 0, 1).copy())
-    if tuple(pattern.shape) != PATTERN_SHAPE:
+    shape = tuple(pattern.shape)
+    low, high = SIDES
+    if len(shape) != 3 or shape[0] != 3 or shape[1] != shape[2] or not low <= shape[1] <= high:
         raise UserInputError(
-            f"{path}: a pattern must be {PATTERN_SHAPE} (channels, rows, columns), "
-            f"got {tuple(pattern.shape)}"
+            f"{path}: a pattern must be (3, n, n) (channels, rows, columns) with n in "
+            f"{low}..{high}, got {shape}"
         )
     if not torch.isfinite(pattern).all() or pattern.min() < 0 or pattern.max() > 1:
         raise UserInputError(f"{path}: pattern values must be sRGB in [0, 1]")
@@ -63,7 +65,7 @@ def texture_file(spec: str) -> Path | None:
     if not path.is_file():
         raise UserInputError(
             f"unknown texture {spec!r}; valid: normal, random, dta (the shipped pattern), or a "
-            "pattern file (.safetensors or .png, 3×16×16)"
+            "pattern file (.safetensors or .png, 3×n×n)"
         )
     return path
 

@@ -27,9 +27,12 @@ class PatternRenders:
     views: list[View]
 
 
-def random_pattern(rng: np.random.Generator, cells: int = 4) -> np.ndarray:
-    """A (16, 16, 3) sRGB pattern of ``cells``×``cells`` blocks of uniform random colour."""
-    block = PATTERN_SIDE // cells
+def random_pattern(
+    rng: np.random.Generator, cells: int = 4, side: int = PATTERN_SIDE
+) -> np.ndarray:
+    """A (side, side, 3) sRGB pattern of ``cells``×``cells`` blocks of uniform random colour
+    (``cells`` divides ``side``)."""
+    block = side // cells
     return rng.random((cells, cells, 3)).astype(np.float32).repeat(block, 0).repeat(block, 1)
 
 

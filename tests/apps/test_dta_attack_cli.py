@@ -43,13 +43,13 @@ def test_attack_then_evaluate(world: dict[str, Path], tmp_path: Path, run_cli) -
     models = ["--detector", str(world["detector"]), "--dtn", str(world["dtn"])]
     code, stdout, _ = run_cli(
         ["dta", "attack", "--out", str(tmp_path / "a"), "--steps", "2", "--views", "2"]
-        + ["--batch-size", "2", "--spp", "2", "--seed", "3", *models, "--json"]
+        + ["--batch-size", "2", "--spp", "2", "--seed", "3", "--side", "24", *models, "--json"]
     )
     attack = _last_json(stdout)
 
     assert code == 0
     assert {"texture", "loss", "steps", "wall_s"} <= attack.keys() and attack["steps"] == 2
-    assert load_pattern(Path(attack["texture"])).shape == (3, 16, 16)
+    assert load_pattern(Path(attack["texture"])).shape == (3, 24, 24) and attack["side"] == 24
     for name in ("pattern.png", "loss.json", "loss.png", "renders.png", "attack.json"):
         assert (tmp_path / "a" / name).is_file()
     assert len(json.loads((tmp_path / "a" / "loss.json").read_text())["losses"]) == 2
@@ -94,7 +94,7 @@ def test_coco_weights_are_wrapped_without_training(
     ("args", "message"),
     [
         (["evaluate", "--texture", "plaid"], "unknown texture 'plaid'; valid: normal, random, dta"),
-        (["evaluate", "--texture", "{tmp}/wide.safetensors"], "a pattern must be (3, 16, 16)"),
+        (["evaluate", "--texture", "{tmp}/wide.safetensors"], "a pattern must be (3, n, n)"),
         (["evaluate", "--views", "0"], "views must be positive, got 0"),
         (["evaluate", "--seed", "0"], "drew this detector's training scenes"),
         (["evaluate", "--detector", "{tmp}/none.st"], "no detector checkpoint at"),

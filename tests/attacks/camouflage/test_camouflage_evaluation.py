@@ -58,8 +58,10 @@ def test_textures_resolve_and_bad_ones_fail(tmp_path: Path) -> None:
     torch.testing.assert_close(load_pattern(tmp_path / "p.png"), pattern, atol=0.5 / 255, rtol=0)
     with pytest.raises(UserInputError, match="unknown texture 'plaid'; valid: normal, random, dta"):
         resolve_texture("plaid", 0)
-    with pytest.raises(UserInputError, match=r"must be \(3, 16, 16\).*got \(3, 8, 16\)"):
+    with pytest.raises(UserInputError, match=r"must be \(3, n, n\).*2\.\.512, got \(3, 8, 16\)"):
         resolve_texture(str(tmp_path / "short.png"), 0)
+    big = save_pattern(tmp_path / "big", torch.rand(3, 64, 64), {})
+    assert resolve_texture(str(big), 0).shape == (3, 64, 64)
 
 
 def test_a_texture_is_scored_in_the_renderer_and_through_the_dtn(
