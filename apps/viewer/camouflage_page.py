@@ -89,7 +89,8 @@ def _side_by_side(root: Path, run: BenchRun, cells: list[tuple[BenchCell, dict]]
     patterned = [t for t in order if examples[t] and "pattern" in examples[t]]
     for column, texture in zip(st.columns(len(order)), patterned, strict=False):
         texels = np.rint(examples[texture]["pattern"].transpose(1, 2, 0) * 255).astype(np.uint8)
-        column.image(_enlarged(texels, 128), caption=f"{texture} pattern (16×16 texels)")
+        side = texels.shape[0]
+        column.image(_enlarged(texels, 128), caption=f"{texture} pattern ({side}×{side} texels)")
     shown = max((len(e["rendered"]) for e in examples.values() if e), default=0)
     for view in range(shown):
         for column, texture in zip(st.columns(len(order)), order, strict=True):
