@@ -312,7 +312,7 @@ def _suite_report(
             unscored += 1
             continue
         images = len(config.get("indices") or ()) or int(row.get("images") or 0)
-        cell = {"images": images} | {m: _metric(m, row, found) for m in metrics}
+        cell = {"images": images} | {m: _values(m, row, found, spec.per_image) for m in metrics}
         groups[key].setdefault(column, []).append(cell)
     table = []
     ranked = sorted(
@@ -321,11 +321,11 @@ def _suite_report(
     for key in ranked:
         by_column = groups[key]
         medians = {
-            column: {m: _median([c[m] for c in cells]) for m in metrics}
+            column: {m: _median([v for c in cells for v in c[m]]) for m in metrics}
             for column, cells in by_column.items()
         }
         intervals = {
-            column: {m: bootstrap_interval([c[m] for c in cells]) for m in spec.metrics}
+            column: {m: bootstrap_interval([v for c in cells for v in c[m]]) for m in spec.metrics}
             for column, cells in by_column.items()
             if spec.intervals
         }
@@ -366,6 +366,19 @@ def _column_rank(spec: ReportSpec, values: tuple, order: dict[str, list[object]]
         known = [str(v) for v in order.get(name, [])]
         rank.append((known.index(value), "") if value in known else (len(known), value))
     return tuple(rank)
+
+
+def _values(
+    name: str, row: Mapping[str, object], metrics: dict, per_image: bool
+) -> list[float | None]:
+    """A cell's values of a metric: each image's where ``per_image`` and the cell scored each
+    (an exact PSNR, null, is +∞), else the one :func:`_metric`."""
+    scored = (metrics.get("per_image") or {}).get(name) if per_image else None
+    if not isinstance(scored, list):
+        return [_metric(name, row, metrics)]
+    if name == "psnr":
+        return [math.inf if v is None else float(v) for v in scored]
+    return [None if v is None else float(v) for v in scored]
 
 
 def _metric(name: str, row: Mapping[str, object], metrics: dict) -> float | None:

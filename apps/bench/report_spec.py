@@ -8,6 +8,7 @@ and the goals each row is judged by::
                                                 # named by the values joined by ":")
     metrics = ["psnr", "ssim", "st_lpips"]
     intervals = true                            # optional: 95 % bootstrap interval per median
+    per_image = true                            # optional: medians over images, not cells
     [[report.goals]]
     name = "DIA ≥ IG + 10 dB"
     expression = "psnr[dia] >= psnr['dia-no-masks'] + 10"
@@ -103,6 +104,11 @@ class ReportSpec(BaseModel):
     goals: tuple[Goal, ...] = ()
     intervals: bool = Field(
         False, description="also a 95 % bootstrap interval of each median: 'median [low, high]'"
+    )
+    per_image: bool = Field(
+        False,
+        description="medians (and intervals) over every image of the row's cells where a cell "
+        "scored each image (psnr, ssim, st_lpips, lpips), not over the cells' batch means",
     )
 
     @field_validator("rows")

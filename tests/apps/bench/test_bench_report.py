@@ -44,8 +44,9 @@ PSNR = {
 SSIM = {(0.1, "ig"): [0.1, 0.3, 0.2], (0.1, "dia"): [0.9, 0.8, 1.0]}
 
 
-def write_store(tmp_path: Path, suite_text: str = SUITE) -> Path:
-    """A finished campaign folder: real cells of SUITE, rows through the store's API."""
+def write_store(tmp_path: Path, suite_text: str = SUITE, per_image: bool = False) -> Path:
+    """A finished campaign folder: real cells of SUITE, rows through the store's API; with
+    ``per_image``, each cell of PSNR p also scored its images p, p and p + 6."""
     path = tmp_path / "dia-mini.toml"
     path.write_text(suite_text)
     suite = load_suite(path)
@@ -64,6 +65,8 @@ def write_store(tmp_path: Path, suite_text: str = SUITE) -> Path:
                 "st_lpips": 0.1,
                 "wall_s": 1.0,
             }
+            if per_image and metrics["psnr"] is not None:
+                metrics["per_image"] = {"psnr": [metrics["psnr"]] * 2 + [metrics["psnr"] + 6]}
             outcome = CellOutcome(
                 cell.cell_id,
                 "failed" if failed else "done",
@@ -143,6 +146,21 @@ def test_intervals_print_each_medians_bootstrap_interval(
     first = json.loads(json_out.strip().splitlines()[-1])["suites"][0]["rows"][0]
     assert first["intervals"]["ig"] == {"psnr": [10.0, 14.0]}
     assert first["intervals"]["dia"] == {"psnr": [25.0, None]}  # ∞ is null, as medians
+
+
+def test_per_image_medians_pool_every_scored_image(tmp_path: Path, data_dir: Path, run_cli) -> None:
+    per_image = SUITE.replace(
+        'metrics = ["psnr", "ssim"]', 'metrics = ["psnr", "ssim"]\nper_image = true'
+    )
+    out = write_store(tmp_path, per_image, per_image=True)
+
+    code, stdout, err = run_cli(["bench", "report", str(out), "--no-plots"])
+
+    assert code == 0, err
+    # p = 0.1, IG: images 10, 10, 16 / 14, 14, 20 / 12, 12, 18 → 14 (the cells' median: 12);
+    # DIA: 25, 25, 31 and its two exact cells (no per-image scores: ∞ once each) → 31; SSIM,
+    # with no per-image scores, stays over the cells.
+    assert "| mnist | mlp | 0.1 | 3 | 6 | 14.0 / 31.0 | 0.200 / 0.900 | met |" in stdout
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "not-sqlite"])
