@@ -57,6 +57,7 @@ def write_attack_report(
         "recovered_labels": reconstruction.labels.tolist(),
         "gradient_distance": reconstruction.gradient_distance,
         "restart_distances": list(reconstruction.restart_distances),
+        "stage_distances": reconstruction.config.get("stage_distances"),
         "wall_s": reconstruction.wall_s,
         "iterations": reconstruction.iterations,
         "history": list(reconstruction.history),

@@ -82,7 +82,7 @@ class GradientInversion:
         began = time.perf_counter()
         history: list[float] = []
         best: tuple[float, torch.Tensor, int, int] | None = None
-        iterations, distances = 0, ()
+        iterations, distances, stage_distances = 0, (), []
         for index, stage in enumerate(stages):
             space = self._space(stage, start, box)
             step_fn = self._step_function(objective, space)
@@ -91,6 +91,7 @@ class GradientInversion:
             history += stage_history
             iterations += len(stage_history)
             restart = int(gaps.argmin())
+            stage_distances.append(float(gaps[restart]))
             if best is None or float(gaps[restart]) < best[0]:
                 images = space.images(space.params.detach()[restart])
                 best = (float(gaps[restart]), images, restart, stage)
@@ -106,7 +107,7 @@ class GradientInversion:
             history=tuple(history),
             iterations=iterations,
             wall_s=time.perf_counter() - began,
-            config={**cfg.model_dump(), "best_stage": stage},
+            config={**cfg.model_dump(), "best_stage": stage, "stage_distances": stage_distances},
         )
 
     def _optimise(

@@ -116,7 +116,10 @@ def test_gifd_searches_a_biggan_conditioned_on_the_strategys_labels(
     assert reconstruction.images.shape == truth.images.shape
     assert reconstruction.images.isfinite().all()
     assert reconstruction.images.min() >= 0 and reconstruction.images.max() <= 1
-    assert 0 <= reconstruction.config["best_stage"] < stages
+    distances = reconstruction.config["stage_distances"]  # each stage's best restart
+    assert len(distances) == stages
+    assert reconstruction.config["best_stage"] == distances.index(min(distances))
+    assert reconstruction.gradient_distance == min(distances)
     assert reconstruction.labels.tolist() == [3, 7]
     assert generator.stages[0].class_vectors.argmax(-1).tolist() == [3, 7]
 
