@@ -4,7 +4,11 @@ every car pixel of 8 training views (no pattern, no DTN), the DTA attack's loss,
 
     .venv/bin/python benchmarks/dta_free_pixels.py [--steps 150] [--views 8] [--paint-only]
 
-Prints each view's best car score every 25 steps and ends with one JSON line. Not a test.
+Prints each view's best car score every 25 steps and ends with one JSON line: the final scores
+and ``ap50`` / ``success_rate`` of the final images (torchmetrics, as ``fedleak dta evaluate``
+scores renders), beside the same views in the reference paint: the best AP any paint job,
+one per view, reaches against this detector (a digital bound; no renderer in the loop). Not a
+test.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 
 from attacks.camouflage.attack import SCORE_FLOOR, car_score_loss, render_attack_scenes
 from attacks.camouflage.detector import car_detections, load_detector
+from attacks.camouflage.evaluation import detect, detection_scores
 from attacks.camouflage.renderer import sample_scene_views
 from attacks.camouflage.shipped import ATTACKED_DETECTOR, SHIPPED_DETECTORS
 
@@ -52,6 +57,9 @@ def main() -> None:
     under = sum(score <= SCORE_FLOOR for score in scores)
     summary = {"steps": args.steps, "views": args.views, "paint_only": args.paint_only}
     summary |= {"top": scores, "under_floor": under}
+    for name, batch in (("reference", scenes.x_ref), ("free", images.detach())):
+        judged = detection_scores(detect(model, batch, record.car_label), scenes.boxes)
+        summary |= {f"{name}_ap50": judged["ap50"], f"{name}_success_rate": judged["success_rate"]}
     print(json.dumps(summary))
 
 
