@@ -423,7 +423,7 @@ def attack_command(
         ),
     ] = "surface",
     side: Annotated[
-        int, typer.Option(min=2, max=512, help="Texels per side of the square pattern (DTA: 16).")
+        int, typer.Option(help="Texels per side of the square pattern (DTA: 16), 2..512.")
     ] = 16,
     as_json: JsonFlag = False,
 ) -> None:
@@ -435,13 +435,15 @@ def attack_command(
     from attacks.camouflage.detector import load_detector
     from attacks.camouflage.dtn import load_dtn
     from attacks.camouflage.figures import plot_curves, save_renders
-    from attacks.camouflage.pattern_file import save_pattern
+    from attacks.camouflage.pattern_file import SIDES, save_pattern
     from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
     from fedsim.provenance import provenance
     from fedsim.storage import write_json
 
     if projection not in PROJECTIONS:
         raise UnknownNameError("projection", projection, PROJECTIONS)
+    if not SIDES[0] <= side <= SIDES[1]:
+        raise UserInputError(f"--side must be in {SIDES[0]}..{SIDES[1]} texels, got {side}")
     tile_m = tile_m or TILE_SIZE_M
     dtn_model, dtn_record = load_dtn(dtn)
     detector_model, detector_record = load_detector(detector_path(detector))

@@ -99,6 +99,7 @@ def test_coco_weights_are_wrapped_without_training(
         (["evaluate", "--seed", "0"], "drew this detector's training scenes"),
         (["evaluate", "--detector", "{tmp}/none.st"], "no detector checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--dtn", "{tmp}/none.st"], "no DTN checkpoint at"),
+        (["attack", "--out", "{tmp}/a", "--side", "513"], "--side must be in 2..512 texels"),
         (["train-detector", "--data", "{tmp}/none"], "holds no detection scenes"),
         (["train-detector", "--data", "{data}", "--arch", "yolo"], "unknown detector architecture"),
         (["train-detector", "--data", "{data}", "--steps", "0"], "--steps 0 keeps the weights"),
