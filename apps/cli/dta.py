@@ -482,6 +482,7 @@ def attack_command(
         "steps": steps,
         "wall_s": round(wall_s, 3),
         "view_seed": seed,
+        "views": views,
         "car": car,
         "tile_m": tile_m,
         "projection": projection,
@@ -528,6 +529,14 @@ def evaluate_command(
             help="Metres of car surface one pattern repeat covers [the pattern's, else renderer's]."
         ),
     ] = None,
+    training_views: Annotated[
+        bool,
+        typer.Option(
+            "--training-views",
+            help="Score a pattern file on its attack's own training views instead (not held "
+            "out): how far the renderer follows the pipeline where the attack optimised.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Render the texture in Mitsuba on held-out views and score the detector on it (AP@0.5,
@@ -546,21 +555,29 @@ def evaluate_command(
     made = load_metadata(path) if path is not None and path.suffix == ".safetensors" else {}
     tile_m = tile_m or made.get("tile_m") or TILE_SIZE_M
     model, record = load_detector(detector_path(detector))
-    if car == "sedan" and seed == record.data_seed:
+    if training_views:
+        if "views" not in made:
+            raise UserInputError(
+                f"--training-views needs a pattern file written by `fedleak dta attack`; "
+                f"{texture!r} records no training views"
+            )
+        views, seed, car = made["views"], made["view_seed"], made["car"]
+    elif car == "sedan" and seed == record.data_seed:
         raise UserInputError(
             f"--seed {seed} drew this detector's training scenes; held-out views need another seed"
         )
-    if made.get("view_seed") == seed and made.get("car") == car:
+    elif made.get("view_seed") == seed and made.get("car") == car:
         raise UserInputError(
             f"--seed {seed} drew this pattern's training views; held-out views need another"
         )
+    kind = "training" if training_views else "held-out"
     dtn_model, _ = load_dtn(dtn)
-    held_out = sample_scene_views(views, seed, car, distractors)
-    with stderr.status(f"rendering and detecting {views} held-out views"):
+    chosen = sample_scene_views(views, seed, car, distractors)
+    with stderr.status(f"rendering and detecting {views} {kind} views"):
         judged = evaluate_texture(
             model,
             record.car_label,
-            held_out,
+            chosen,
             pattern,
             size=record.size,
             spp=spp,
@@ -571,7 +588,7 @@ def evaluate_command(
     scores = {**judged.scores, "renders_per_s": round(views / judged.render_s, 3)}
     through = scores["ap50_through_dtn"]
     stdout.print(
-        f"{texture} on {views} held-out {car} views: AP@0.5 {scores['ap50']:.3f} in the renderer"
+        f"{texture} on {views} {kind} {car} views: AP@0.5 {scores['ap50']:.3f} in the renderer"
         + f", {through:.3f} through the DTN"
         + f"; mean confidence {scores['mean_confidence']:.3f}, success {scores['success_rate']:.2f}"
     )
@@ -585,6 +602,7 @@ def evaluate_command(
                     "arch": record.arch,
                     "car": car,
                     "seed": seed,
+                    "held_out": not training_views,
                     "tile_m": tile_m,
                     "dtn": str(dtn),
                 }

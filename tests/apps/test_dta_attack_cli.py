@@ -65,6 +65,14 @@ def test_attack_then_evaluate(world: dict[str, Path], tmp_path: Path, run_cli) -
         assert 0 <= scores["ap50_through_dtn"] <= 1
         assert {"mean_confidence", "success_rate"} <= scores.keys()
 
+    code, stdout, _ = run_cli(  # the attack's own views, whatever --views and --seed say
+        ["dta", "evaluate", "--texture", attack["texture"], "--training-views", "--views", "5"]
+        + ["--spp", "2", *models, "--json"]
+    )
+    scores = _last_json(stdout)
+    assert code == 0
+    assert (scores["views"], scores["seed"], scores["held_out"]) == (2, 3, False)
+
     code, stdout, _ = run_cli(
         ["dta", "evaluate", "--texture", "normal", "--views", "1", "--car", "van", "--seed", "0"]
         + ["--spp", "2", *models, "--json"]
@@ -97,6 +105,7 @@ def test_coco_weights_are_wrapped_without_training(
         (["evaluate", "--texture", "{tmp}/wide.safetensors"], "a pattern must be (3, n, n)"),
         (["evaluate", "--views", "0"], "views must be positive, got 0"),
         (["evaluate", "--seed", "0"], "drew this detector's training scenes"),
+        (["evaluate", "--training-views"], "'normal' records no training views"),
         (["evaluate", "--detector", "{tmp}/none.st"], "no detector checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--dtn", "{tmp}/none.st"], "no DTN checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--side", "513"], "--side must be in 2..512 texels"),
