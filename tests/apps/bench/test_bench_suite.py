@@ -36,6 +36,7 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
 
     assert suite_names() == [
         "batchnorm",
+        "batchnorm-budget",
         "defense-aware",
         "demo",
         "dia",
@@ -81,6 +82,20 @@ def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     assert [(v.clients, v.rounds, v.local_steps) for v in trained] == [(8, 20, 20)]
     searched = {(c.classes is None, c.generator) for c in cells if c.attack != "ig-fast"}
     assert searched == {(True, "cifar10-conditional"), (False, "cifar10-classes-0-4")}
+
+
+def test_the_batchnorm_budget_suite_sweeps_the_steps(data_dir: Path) -> None:
+    cells = load_suite("batchnorm-budget").cells()
+
+    # 2 budgets × (2 train-mode attacks + the eval-mode control) × 2 batches of 4.
+    assert len(cells) == 12
+    assert {(c.model, c.batch_size, c.capture.local_steps) for c in cells} == {("convnet64", 4, 1)}
+    runs = {(c.iterations, c.attack, c.train_mode) for c in cells}
+    assert runs == {
+        (steps, attack, mode)
+        for steps in (200, 1000)
+        for attack, mode in (("ig-fast", True), ("ig-bn", True), ("ig-fast", False))
+    }
 
 
 def test_cells_split_each_seeds_draw_into_batches(tmp_path: Path, data_dir: Path) -> None:
@@ -158,8 +173,8 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 def test_unknown_suite_names_the_builtins() -> None:
     valid = (
-        "valid: batchnorm, defense-aware, demo, dia, dta, fusion, gifd, gifd-regime, "
-        "privacy-utility, quick"
+        "valid: batchnorm, batchnorm-budget, defense-aware, demo, dia, dta, fusion, gifd, "
+        "gifd-regime, privacy-utility, quick"
     )
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
