@@ -6,6 +6,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -425,15 +426,27 @@ def attack_command(
     side: Annotated[
         int, typer.Option(help="Texels per side of the square pattern (DTA: 16), 2..512.")
     ] = 16,
+    refine_every: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Every N steps render the pattern in Mitsuba and refine the DTN on it (0: off).",
+        ),
+    ] = 0,
+    refine_views: Annotated[int, typer.Option(min=1, help="Views rendered per refresh.")] = 8,
+    refine_steps: Annotated[int, typer.Option(min=1, help="DTN Adam steps per refresh.")] = 20,
+    refine_lr: Annotated[float, typer.Option(help="The DTN's learning rate in refreshes.")] = 1e-4,
     as_json: JsonFlag = False,
 ) -> None:
     """Optimise a square camouflage pattern (16×16 by default) through the DTN against the
-    detector's car scores."""
+    detector's car scores; with --refine-every, the DTN keeps learning the renderer's renders of
+    the pattern as it changes (written beside it as dtn-refined.safetensors)."""
     import torch
 
     from attacks.camouflage.attack import PROJECTIONS, camouflage, render_attack_scenes
     from attacks.camouflage.detector import load_detector
-    from attacks.camouflage.dtn import load_dtn
+    from attacks.camouflage.dtn import load_dtn, save_dtn
+    from attacks.camouflage.dtn_refinement import DTNRefiner, Refinement
     from attacks.camouflage.figures import plot_curves, save_renders
     from attacks.camouflage.pattern_file import SIDES, save_pattern
     from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
@@ -451,6 +464,12 @@ def attack_command(
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
         scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m)
+    refinement = (
+        Refinement(refine_every, refine_views, refine_steps, lr=refine_lr, spp=spp)
+        if refine_every
+        else None
+    )
+    refiner = DTNRefiner(dtn_model, scenes, refinement, seed) if refinement else None
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))
         result = camouflage(
@@ -465,6 +484,7 @@ def attack_command(
             seed=seed,
             side=side,
             progress=lambda step, value: bar.update(task, completed=step, loss=value),
+            refine=refiner,
         )
     wall_s = time.perf_counter() - started
     command = shlex.join(
@@ -472,6 +492,12 @@ def attack_command(
         + ["--detector", str(detector), "--views", str(views), "--batch-size", str(batch_size)]
         + ["--lr", str(lr), "--spp", str(spp), "--seed", str(seed), "--car", car]
         + ["--tile-m", str(tile_m), "--projection", projection, "--side", str(side)]
+        + (
+            ["--refine-every", str(refine_every), "--refine-views", str(refine_views)]
+            + ["--refine-steps", str(refine_steps), "--refine-lr", str(refine_lr)]
+            if refinement
+            else []
+        )
     )
     last = max(1, steps // 10)
     summary = {
@@ -491,6 +517,12 @@ def attack_command(
         "detector": str(detector),
         "command": command,
     }
+    if refiner:
+        refined = out / "dtn-refined.safetensors"
+        record = replace(dtn_record, command=f"{dtn_record.command}, refined by: {command}")
+        save_dtn(refined, dtn_model, record, provenance(seed, torch.device("cpu")))
+        # The DTN's car-pixel MSE on each refresh's fresh renders before it learnt them.
+        summary |= {"dtn_refined": str(refined), "refine_errors": refiner.errors}
     texture = save_pattern(out / "pattern", result.pattern, summary)
     write_json(out / "loss.json", {"losses": result.losses, "scores": result.scores, **summary})
     plot_curves(out / "loss.png", result.losses, result.scores)

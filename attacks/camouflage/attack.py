@@ -196,10 +196,12 @@ def camouflage(
     seed: int = 0,
     side: int = PATTERN_SIDE,
     progress: Callable[[int, float], None] | None = None,
+    refine: Callable[[int, torch.Tensor], None] | None = None,
 ) -> AttackResult:
     """Optimise a ``side``×``side`` pattern for ``steps`` Adam steps, each on ``batch_size``
     training views drawn with replacement (under fresh jitter for the plane projection); the
-    pattern is sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step."""
+    pattern is sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step,
+    then ``refine(step, pattern)`` (e.g. a dtn_refinement.DTNRefiner, which may change the DTN)."""
     generator = torch.Generator().manual_seed(seed)
     start = initial_pattern(seed, side).clamp(0.02, 0.98)
     logits = torch.logit(start).requires_grad_(True)
@@ -220,4 +222,6 @@ def camouflage(
         scores.append(float(top.detach().mean()))
         if progress:
             progress(step, scores[-1])
+        if refine:
+            refine(step, torch.sigmoid(logits).detach())
     return AttackResult(pattern=torch.sigmoid(logits).detach(), losses=losses, scores=scores)

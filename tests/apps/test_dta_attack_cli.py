@@ -80,6 +80,34 @@ def test_attack_then_evaluate(world: dict[str, Path], tmp_path: Path, run_cli) -
     assert code == 0 and _last_json(stdout)["car"] == "van"
 
 
+def test_attack_refines_the_dtn_on_its_renders(
+    world: dict[str, Path], tmp_path: Path, run_cli
+) -> None:
+    from attacks.camouflage.dtn import load_dtn
+
+    models = ["--detector", str(world["detector"]), "--dtn", str(world["dtn"])]
+    code, stdout, _ = run_cli(
+        ["dta", "attack", "--out", str(tmp_path / "a"), "--steps", "2", "--views", "2"]
+        + ["--batch-size", "2", "--spp", "2", "--refine-every", "1", "--refine-views", "1"]
+        + ["--refine-steps", "1", *models, "--json"]
+    )
+    attack = _last_json(stdout)
+
+    assert code == 0 and len(attack["refine_errors"]) == 2
+    refined, record = load_dtn(Path(attack["dtn_refined"]))
+    assert "--refine-every 1" in record.command and record.width == 8
+    shipped, _ = load_dtn(world["dtn"])
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(refined.state_dict().values(), shipped.state_dict().values(), strict=True)
+    )
+    code, stdout, _ = run_cli(
+        ["dta", "evaluate", "--texture", attack["texture"], "--training-views", "--spp", "2"]
+        + ["--detector", str(world["detector"]), "--dtn", attack["dtn_refined"], "--json"]
+    )
+    assert code == 0 and 0 <= _last_json(stdout)["ap50_through_dtn"] <= 1
+
+
 def test_coco_weights_are_wrapped_without_training(
     world: dict[str, Path], tmp_path: Path, run_cli
 ) -> None:
@@ -109,6 +137,7 @@ def test_coco_weights_are_wrapped_without_training(
         (["evaluate", "--detector", "{tmp}/none.st"], "no detector checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--dtn", "{tmp}/none.st"], "no DTN checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--side", "513"], "--side must be in 2..512 texels"),
+        (["attack", "--out", "{tmp}/a", "--refine-every", "-1"], "--refine-every"),
         (["train-detector", "--data", "{tmp}/none"], "holds no detection scenes"),
         (["train-detector", "--data", "{data}", "--arch", "yolo"], "unknown detector architecture"),
         (["train-detector", "--data", "{data}", "--steps", "0"], "--steps 0 keeps the weights"),
