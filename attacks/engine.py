@@ -91,10 +91,11 @@ class GradientInversion:
             history += stage_history
             iterations += len(stage_history)
             restart = int(gaps.argmin())
-            stage_distances.append(float(gaps[restart]))
-            if best is None or float(gaps[restart]) < best[0]:
+            lowest = float(gaps[restart])
+            stage_distances.append(lowest)
+            if best is None or lowest < best[0]:
                 images = space.images(space.params.detach()[restart])
-                best = (float(gaps[restart]), images, restart, stage)
+                best = (lowest, images, restart, stage)
                 distances = tuple(gaps.tolist())
             start = self._next_start(space)
         assert best is not None
