@@ -17,7 +17,7 @@ demo: $(STAMP)
 # The tests read the real offline datasets: $FEDLEAK_DATA_DIR, or shared/data beside the repo.
 test: export FEDLEAK_DATA_DIR ?= $(abspath ../shared/data)
 test: $(STAMP) browser
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=15
 
 # The viewer's browser test drives Debian's Chromium and ChromeDriver: installed with apt-get
 # when this user may (root, or sudo without a password), otherwise one line says what to install.
