@@ -464,12 +464,16 @@ def attack_command(
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
         scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m)
-    refinement = (
-        Refinement(refine_every, refine_views, refine_steps, lr=refine_lr, spp=spp)
+    refiner = (
+        DTNRefiner(
+            dtn_model,
+            scenes,
+            Refinement(refine_every, refine_views, refine_steps, lr=refine_lr, spp=spp),
+            seed,
+        )
         if refine_every
         else None
     )
-    refiner = DTNRefiner(dtn_model, scenes, refinement, seed) if refinement else None
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))
         result = camouflage(
@@ -495,7 +499,7 @@ def attack_command(
         + (
             ["--refine-every", str(refine_every), "--refine-views", str(refine_views)]
             + ["--refine-steps", str(refine_steps), "--refine-lr", str(refine_lr)]
-            if refinement
+            if refiner
             else []
         )
     )

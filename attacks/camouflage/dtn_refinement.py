@@ -92,10 +92,8 @@ class DTNRefiner:
         ]
 
     def _error(self, triplets: list[tuple[int, torch.Tensor, torch.Tensor]]) -> float:
-        views, etas, renders = self._stack(triplets)
-        masks = self.scenes.masks[views]
         with torch.no_grad():
-            return float(car_mse(self.dtn(self.scenes.x_ref[views], masks, etas), renders, masks))
+            return float(self._loss(triplets))
 
     def _train(self) -> None:
         self.dtn.train().requires_grad_(True)
@@ -103,17 +101,16 @@ class DTNRefiner:
             picks = torch.randint(
                 len(self._kept), (self.refinement.batch_size,), generator=self._generator
             )
-            views, etas, renders = self._stack([self._kept[i] for i in picks])
-            masks = self.scenes.masks[views]
-            loss = car_mse(self.dtn(self.scenes.x_ref[views], masks, etas), renders, masks)
+            loss = self._loss([self._kept[i] for i in picks])
             self._optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self._optimiser.step()
         self.dtn.eval().requires_grad_(False)
 
-    @staticmethod
-    def _stack(
-        triplets: list[tuple[int, torch.Tensor, torch.Tensor]],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _loss(self, triplets: list[tuple[int, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The DTN's car-pixel MSE on (view index, η, render) triplets."""
         views, etas, renders = zip(*triplets, strict=True)
-        return torch.tensor(views), torch.stack(etas), torch.stack(renders)
+        views = torch.tensor(views)
+        masks = self.scenes.masks[views]
+        predicted = self.dtn(self.scenes.x_ref[views], masks, torch.stack(etas))
+        return car_mse(predicted, torch.stack(renders), masks)
