@@ -457,6 +457,12 @@ def attack_command(
         raise UnknownNameError("projection", projection, PROJECTIONS)
     if not SIDES[0] <= side <= SIDES[1]:
         raise UserInputError(f"--side must be in {SIDES[0]}..{SIDES[1]} texels, got {side}")
+    # Checked before the training views are rendered: a bad setting fails at once.
+    refinement = (
+        Refinement(refine_every, refine_views, refine_steps, lr=refine_lr, spp=spp)
+        if refine_every
+        else None
+    )
     tile_m = tile_m or TILE_SIZE_M
     dtn_model, dtn_record = load_dtn(dtn)
     detector_model, detector_record = load_detector(detector_path(detector))
@@ -464,16 +470,7 @@ def attack_command(
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
         scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m)
-    refiner = (
-        DTNRefiner(
-            dtn_model,
-            scenes,
-            Refinement(refine_every, refine_views, refine_steps, lr=refine_lr, spp=spp),
-            seed,
-        )
-        if refine_every
-        else None
-    )
+    refiner = DTNRefiner(dtn_model, scenes, refinement, seed) if refinement else None
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))
         result = camouflage(

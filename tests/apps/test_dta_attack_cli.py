@@ -138,6 +138,10 @@ def test_coco_weights_are_wrapped_without_training(
         (["attack", "--out", "{tmp}/a", "--dtn", "{tmp}/none.st"], "no DTN checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--side", "513"], "--side must be in 2..512 texels"),
         (["attack", "--out", "{tmp}/a", "--refine-every", "-1"], "--refine-every"),
+        (
+            ["attack", "--out", "{tmp}/a", "--refine-every", "5", "--refine-lr", "0"],
+            "refinement lr must be positive, got 0.0",
+        ),
         (["train-detector", "--data", "{tmp}/none"], "holds no detection scenes"),
         (["train-detector", "--data", "{data}", "--arch", "yolo"], "unknown detector architecture"),
         (["train-detector", "--data", "{data}", "--steps", "0"], "--steps 0 keeps the weights"),
