@@ -11,11 +11,11 @@ prior's distance to the statistics the client's buffers leaked, summed over laye
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
+from per_cell import print_per_cell
 
 from attacks import get_preset
 from attacks.batch_statistics import batch_norm_layers, prior_targets, recorded_statistics
@@ -56,13 +56,5 @@ def objective_terms(cell: Path) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cells", nargs="+", type=Path)
-    torch.set_num_threads(1)
-    for cell in parser.parse_args().cells:
-        print(json.dumps(objective_terms(cell)))
-
-
 if __name__ == "__main__":
-    main()
+    print_per_cell(__doc__.splitlines()[0], objective_terms)

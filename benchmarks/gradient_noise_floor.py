@@ -15,12 +15,11 @@ and the cell's ``stage_distances`` (each stage's lowest distance; one value for 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
-import torch
+from per_cell import print_per_cell
 
 from defenses.specs import parse_defense
 from fedsim.observation import Observation
@@ -59,13 +58,5 @@ def noise_floor(cell: Path) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cells", nargs="+", type=Path)
-    torch.set_num_threads(1)
-    for cell in parser.parse_args().cells:
-        print(json.dumps(noise_floor(cell)))
-
-
 if __name__ == "__main__":
-    main()
+    print_per_cell(__doc__.splitlines()[0], noise_floor)
