@@ -10,7 +10,7 @@ error s²·√(2d)) and the true gradient's own cosine distance to o is about 1 
 noise floor. A candidate whose distance is within the floor's interval fits the observation as
 well as the truth does, and the gradient loss cannot tell it from the truth, or from another
 such candidate. Per cell, one JSON line: the floor, its interval (± 2 standard errors of |g|²),
-and the cell's ``stage_distances`` (each stage's lowest distance; one value for a pixel search).
+and the cell's ``stage_distances`` (each stage's lowest distance; one for a pixel search).
 """
 
 from __future__ import annotations
@@ -21,13 +21,18 @@ from pathlib import Path
 
 from per_cell import print_per_cell
 
-from defenses.specs import parse_defense
+from defenses.specs import parse_defenses
 from fedsim.observation import Observation
 
 
 def _floor(observed_sq: float, noise_sq: float) -> float:
     """1 − |g|/|o| with |g|² = |o|² − noise² (clamped at 0: a gradient all noise)."""
-    return 1 - math.sqrt(max(observed_sq - noise_sq, 0.0) / observed_sq)
+    return 1 - math.sqrt(_signal_share(observed_sq, noise_sq))
+
+
+def _signal_share(observed_sq: float, noise_sq: float) -> float:
+    """|g|²/|o|², the true gradient's share of the observed one's energy."""
+    return max(observed_sq - noise_sq, 0.0) / observed_sq
 
 
 def noise_floor(cell: Path) -> dict:
@@ -35,8 +40,8 @@ def noise_floor(cell: Path) -> dict:
     observation = Observation.load(cell / "observation.safetensors")
     metrics = json.loads((cell / "metrics.json").read_text())
     attack = json.loads((cell / "config.json").read_text())["attack"]["name"]
-    noises = [parse_defense(text, "attack") for text in observation.defenses]
-    stds = [spec.params.std for spec in noises if spec.name == "gaussian"]
+    specs = parse_defenses(observation.defenses, "attack")
+    stds = [spec.params.std for spec in specs if spec.name == "gaussian"]
     result: dict[str, object] = {"cell": str(cell), "attack": attack}
     if not stds:
         return {**result, "floor": None, "why": f"no Gaussian noise in {observation.defenses}"}
@@ -47,14 +52,13 @@ def noise_floor(cell: Path) -> dict:
     noise_sq, error = coordinates * scale**2, 2 * scale**2 * math.sqrt(2 * coordinates)
     return {
         **result,
-        "signal_share": round(max(observed_sq - noise_sq, 0.0) / observed_sq, 5),
+        "signal_share": round(_signal_share(observed_sq, noise_sq), 5),
         "floor": round(_floor(observed_sq, noise_sq), 5),
         "floor_interval": [
             round(_floor(observed_sq, noise_sq - error), 5),
             round(_floor(observed_sq, noise_sq + error), 5),
         ],
-        "stage_distances": [round(d, 5) for d in metrics.get("stage_distances", [])]
-        or [round(metrics["gradient_distance"], 5)],
+        "stage_distances": [round(d, 5) for d in metrics["stage_distances"]],
     }
 
 
