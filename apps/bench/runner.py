@@ -30,7 +30,7 @@ import time
 import traceback
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +48,7 @@ from apps.bench.federated import (
     utility_id,
 )
 from apps.bench.kinds import KindCell
+from apps.bench.selection import select_cells
 from apps.bench.store import ResultStore, store_path
 from apps.bench.suite import Cell, Suite
 from apps.bench.victims import prepare_victim, victim_accuracy, victim_id, victim_weights
@@ -331,6 +332,7 @@ def run_campaign(
     workers: int = 1,
     ray_address: str | None = None,
     score: bool = True,
+    only: Sequence[str] = (),
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[Cell | KindCell, CellOutcome], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
@@ -338,6 +340,7 @@ def run_campaign(
     """Run the suite's cells not yet done into ``out_dir`` and its results store; with
     ``score`` also score the done cells left unscored, without it leave the new ones unscored.
 
+    ``only`` (``KEY=VALUE`` filters, :mod:`apps.bench.selection`) runs part of the suite.
     ``on_start(cells, to_run)`` is called once the plan is known, ``on_result(cell, outcome)``
     after each cell is recorded, ``on_notice(line)`` before each Flower utility run.
     """
@@ -356,7 +359,7 @@ def run_campaign(
             "parallel, its Flower runs one at a time)"
         )
     start = time.perf_counter()
-    cells = suite.cells()
+    cells = select_cells(suite.cells(), only)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _campaign_lock(out_dir), ResultStore.open(store_path(out_dir), create=True) as store:

@@ -79,15 +79,22 @@ def bench(
             "reconstruction to score later (`fedleak bench score DIR`).",
         ),
     ] = True,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only the cells whose field KEY equals VALUE (repeatable, all must hold): "
+            "e.g. --only defense=gaussian:std=0.01 --only batch_size=1."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's cells not yet done (a rerun resumes) and record each in DIR/results.sqlite."""
-    campaign_options = (suite, out, ray_address, device, time_budget, iterations)
+    campaign_options = (suite, out, ray_address, device, time_budget, iterations, only)
     if context.invoked_subcommand is not None:
         if any(v is not None for v in campaign_options) or workers != 1 or not score:
             raise FedleakError(
                 "--suite, --out, --workers, --ray-address, --device, --time-budget, "
-                f"--iterations and --no-score belong to `fedleak bench`, not "
+                f"--iterations, --only and --no-score belong to `fedleak bench`, not "
                 f"`fedleak bench {context.invoked_subcommand}`"
             )
         return
@@ -109,6 +116,7 @@ def bench(
             workers=workers,
             ray_address=ray_address,
             score=score,
+            only=only or (),
             on_start=progress.start,
             on_result=progress.advance,
             on_notice=progress.notice,

@@ -195,3 +195,23 @@ def test_one_campaign_at_a_time_per_folder(tmp_path: Path, data_dir: Path) -> No
         with pytest.raises(UserInputError, match="another `fedleak bench` is running on"):
             run_campaign(load_suite(suite), out)
     assert not store_path(out).exists()
+
+
+def test_a_selection_lands_in_the_store_and_the_whole_suite_skips_it(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    out = tmp_path / "campaign"
+
+    part = bench(run_cli, suite, out, "--only", "batch_size=1")
+    first = rows(out)
+    whole = bench(run_cli, suite, out)
+
+    assert part == {"cells": 2, "done": 2, "failed": 0, "store": part["store"]}
+    assert {json.loads(r["config_json"])["batch_size"] for r in first.values()} == {1}
+    assert whole["cells"] == 3 and whole["done"] == 2 and whole["failed"] == 1
+    again = rows(out)
+    assert all(again[cell_id]["started_at"] == row["started_at"] for cell_id, row in first.items())
+    code, _, err = run_cli(["bench", "--suite", str(suite), "--out", str(out), "--only", "seed=7"])
+    assert code != 0 and err.strip() == "fedleak: error: no cell left with seed='7'; valid: 0"
