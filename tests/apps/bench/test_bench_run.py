@@ -45,6 +45,14 @@ def rows(out: Path) -> dict[str, dict]:
     return {row["cell_id"]: dict(row) for row in connection.execute("SELECT * FROM cells")}
 
 
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    """The TINY suite as a file."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    return suite
+
+
 def bench(run_cli, suite: Path, out: Path, *extra: str) -> dict:
     code, stdout, err = run_cli(
         ["bench", "--suite", str(suite), "--out", str(out), "--json", *extra]
@@ -54,10 +62,9 @@ def bench(run_cli, suite: Path, out: Path, *extra: str) -> dict:
 
 
 def test_a_rerun_resumes_only_missing_and_failed_cells(
-    tmp_path: Path, data_dir: Path, run_cli
+    tmp_path: Path, data_dir: Path, run_cli, tiny_suite: Path
 ) -> None:
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
+    suite = tiny_suite
     out = tmp_path / "campaign"
 
     first = bench(run_cli, suite, out)
@@ -157,10 +164,8 @@ def _wait_for_rows(out: Path, process: subprocess.Popen, timeout_s: float) -> in
     pytest.fail(f"no row in {store_path(out)} after {timeout_s} s")
 
 
-def test_ray_tasks_send_their_files_back(tmp_path: Path, data_dir: Path) -> None:
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
-    cells = load_suite(suite).cells()
+def test_ray_tasks_send_their_files_back(tmp_path: Path, data_dir: Path, tiny_suite: Path) -> None:
+    cells = load_suite(tiny_suite).cells()
 
     outcomes = list(run_on_ray([Job(cell, None, threads=1) for cell in cells], "local"))
 
@@ -184,9 +189,10 @@ def test_a_dp_sgd_cell_records_its_epsilon(tmp_path: Path, data_dir: Path) -> No
     assert row["epsilon"] > 0 and row["accuracy"] is None  # no training: no model accuracy
 
 
-def test_one_campaign_at_a_time_per_folder(tmp_path: Path, data_dir: Path) -> None:
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
+def test_one_campaign_at_a_time_per_folder(
+    tmp_path: Path, data_dir: Path, tiny_suite: Path
+) -> None:
+    suite = tiny_suite
     out = tmp_path / "out"
     out.mkdir()
 
@@ -198,10 +204,9 @@ def test_one_campaign_at_a_time_per_folder(tmp_path: Path, data_dir: Path) -> No
 
 
 def test_a_selection_lands_in_the_store_and_the_whole_suite_skips_it(
-    tmp_path: Path, data_dir: Path, run_cli
+    tmp_path: Path, data_dir: Path, run_cli, tiny_suite: Path
 ) -> None:
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
+    suite = tiny_suite
     out = tmp_path / "campaign"
 
     part = bench(run_cli, suite, out, "--only", "batch_size=1")
