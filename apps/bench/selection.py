@@ -29,7 +29,9 @@ def select_cells(cells: Sequence[Cell | KindCell], only: Sequence[str]) -> list[
         fields = [_fields(cell) for cell in selected]
         keys = sorted({k for values in fields for k in values})
         if not separator or not key:
-            raise UserInputError(f"invalid --only {text!r}; valid: KEY=VALUE, KEY one of {keys}")
+            raise UserInputError(
+                f"invalid --only {text!r}; valid: KEY=VALUE, KEY one of {', '.join(keys)}"
+            )
         if key not in keys:
             raise UserInputError(f"invalid --only key {key!r}; valid: {', '.join(keys)}")
         kept = [
@@ -48,7 +50,8 @@ def _fields(cell: Cell | KindCell) -> dict[str, Value]:
     """The cell's canonical fields a filter can compare: scalars, lists of scalars, None."""
     values = json.loads(cell.config_json())
     if isinstance(cell, Cell):
-        values.setdefault("per_class", None)  # dropped from the id when unset
+        values.setdefault("per_class", None)  # both dropped from the id when unset
+        values.setdefault("adaptive", False)
     return {k: v for k, v in values.items() if not isinstance(v, dict)}
 
 
