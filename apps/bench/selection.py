@@ -1,14 +1,13 @@
 """``fedleak bench --only KEY=VALUE``: run part of a suite, e.g. one row of its report.
 
-A filter keeps the cells whose field ``KEY`` (a top-level field of the cell's canonical
-config: ``attack``, ``defense``, ``batch_size``, ``per_class``, ...) equals ``VALUE``;
-several filters must all hold. Cells keep their ids, so a selection's results land in the
-same store as the whole suite's, and a later run of the whole suite skips them.
+A filter keeps the cells whose top-level field ``KEY`` (``attack``, ``defense``,
+``batch_size``, ``per_class``, ...) equals ``VALUE``; several filters must all hold. Cells keep
+their ids, so a selection's results land in the same store as the whole suite's, and a later
+run of the whole suite skips them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from apps.bench.kinds.base import KindCell
@@ -47,12 +46,8 @@ def select_cells(cells: Sequence[Cell | KindCell], only: Sequence[str]) -> list[
 
 
 def _fields(cell: Cell | KindCell) -> dict[str, Value]:
-    """The cell's canonical fields a filter can compare: scalars, lists of scalars, None."""
-    values = json.loads(cell.config_json())
-    if isinstance(cell, Cell):
-        values.setdefault("per_class", None)  # both dropped from the id when unset
-        values.setdefault("adaptive", False)
-    return {k: v for k, v in values.items() if not isinstance(v, dict)}
+    """The cell's fields a filter can compare (its nested tables left out), unset ones too."""
+    return {k: v for k, v in cell.model_dump(mode="json").items() if not isinstance(v, dict)}
 
 
 def _spelled(value: Value) -> str:
