@@ -54,7 +54,8 @@ class AttackConfig(BaseModel):
         0.0,
         ge=0,
         description="weight of the BatchNorm-statistics prior: squared distance of the dummy "
-        "batch's channel mean and variance to the targets, summed over layers (0: off)",
+        "batch's channel mean and variance to the targets in units of the target variance, "
+        "averaged over channels, summed over layers (0: off)",
     )
     bn_statistics: Literal["leaked", "running"] = Field(
         "leaked",

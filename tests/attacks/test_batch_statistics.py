@@ -19,6 +19,7 @@ from apps.attack_run import (
 )
 from attacks import get_preset
 from attacks.batch_statistics import (
+    LayerStatistics,
     batch_norm_layers,
     leaked_batch_statistics,
     prior_targets,
@@ -95,6 +96,20 @@ def test_prior_and_train_mode_objective_vanish_at_the_true_batch(capture: Path) 
     assert float(prior) < 1e-8
     assert float(gap) < 1e-5 and float(loss) < 1e-5
     assert float(random_loss) > 0.1
+
+
+def test_the_prior_measures_each_channel_in_its_own_units() -> None:
+    target = LayerStatistics(torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.2, 1.0, 3.0]), (1.0,))
+    dummy = {"bn": (torch.tensor([0.1, 0.0, 2.5]), torch.tensor([0.3, 0.5, 2.0]))}
+    scale = torch.tensor([1.0, 10.0, 300.0])  # a trained layer's channels span such ranges
+    scaled_target = LayerStatistics(target.mean * scale, target.var * scale**2, (1.0,))
+    scaled_dummy = {"bn": (dummy["bn"][0] * scale, dummy["bn"][1] * scale**2)}
+
+    prior = batch_statistics_distance([dummy], {"bn": target})
+    scaled = batch_statistics_distance([scaled_dummy], {"bn": scaled_target})
+
+    assert float(prior) > 0.1
+    torch.testing.assert_close(scaled, prior)
 
 
 def test_several_steps_leak_the_weighted_sum_of_each_steps_statistics() -> None:
