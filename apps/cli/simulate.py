@@ -44,6 +44,13 @@ def simulate(
         typer.Option(help="NAME[:k=v,...], repeatable, in order (see `fedleak defenses`)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/simulate-…).")] = None,
+    initial_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from a trained global model: another run's final_weights.safetensors "
+            "or its folder (default: a fresh model seeded by --seed)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train on Flower's simulation engine and capture every client update and its batch."""
@@ -68,6 +75,7 @@ def simulate(
         seed=seed,
         defenses=tuple(defense or ()),
         out_dir=out or default_out("simulate"),
+        initial_weights=initial_weights,
     )
     result = simulate_with_bar(config, as_json)
     if as_json:
@@ -79,9 +87,10 @@ def simulate_with_bar(config: SimulationConfig, as_json: bool) -> dict:
     import logging
 
     from defenses.flower_run import defend_run
-    from fedsim.flower.simulation import check_partitions, run_simulation
+    from fedsim.flower.simulation import check_run, run_simulation
 
-    # Bad defenses and a batch larger than a partition fail here, before Ray starts.
+    # Bad defenses, a batch larger than a partition and unfit initial weights fail here,
+    # before Ray starts.
     defended, _ = defend_run(config)
     if defended.dp_compatible and not config.dp_compatible:
         (stderr if as_json else stdout).print(
@@ -89,7 +98,7 @@ def simulate_with_bar(config: SimulationConfig, as_json: bool) -> dict:
             "the DP defenses, in the clients', the server's and attacks' models",
             soft_wrap=True,
         )
-    check_partitions(config)
+    check_run(config)
     # Flower logs every round at INFO and warns that run_simulation is deprecated; the bar
     # below says the same in one line.
     logging.getLogger("flwr").setLevel(logging.ERROR)

@@ -12,6 +12,7 @@ from fedsim.data import DatasetSpec, ImageDataset, get_dataset_spec
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.flower.partitions import client_partitions, parse_partition, train_split
 from fedsim.models import ModelSpec, has_dropout, model_names
+from fedsim.models.trained_weights import weights_file
 from fedsim.observation import ClientOptimizer
 
 # SimulationConfig field → key in pyproject's [tool.flwr.app.config] and `flwr run -c`.
@@ -36,6 +37,7 @@ RUN_CONFIG_KEYS = {
     "defenses": "defenses",
     "dp_compatible": "dp-compatible",
     "capture": "capture",
+    "initial_weights": "initial-weights",
 }
 DEFENSE_SEPARATOR = ";"
 """Joins the defenses of a run into the one string a Flower run-config value can be."""
@@ -51,6 +53,9 @@ class SimulationConfig(BaseModel):
     is False.
     Global accuracy uses the first ``test_images`` test images. With ``capture`` off the
     server saves no Observation and the clients no ground truth (a run that only trains).
+    ``initial_weights`` (another run's ``final_weights.safetensors``, or its folder) is the
+    global model of round 1 instead of a fresh one seeded by ``seed``: the rounds that follow
+    are those of a model already trained.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -76,6 +81,7 @@ class SimulationConfig(BaseModel):
     defenses: tuple[str, ...] = ()  # `name:k=v,...` specs, set up by the defenses package
     dp_compatible: bool = False  # BatchNorm → GroupNorm for DP-SGD (ModelSpec.dp_compatible)
     capture: bool = True
+    initial_weights: Path | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -94,6 +100,11 @@ class SimulationConfig(BaseModel):
     @classmethod
     def _known_partition(cls, text: str) -> str:
         return str(parse_partition(text))
+
+    @field_validator("initial_weights")
+    @classmethod
+    def _weights_exist(cls, path: Path | None) -> Path | None:
+        return None if path is None else weights_file(path)
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> SimulationConfig:
@@ -146,6 +157,7 @@ class SimulationConfig(BaseModel):
         """The run as Flower run-config keys (``num-rounds``, ``batch-size``, ...)."""
         values = self.model_dump(mode="json")
         values["defenses"] = DEFENSE_SEPARATOR.join(self.defenses)
+        values["initial_weights"] = values["initial_weights"] or ""  # run configs hold no None
         return {key: values[field] for field, key in RUN_CONFIG_KEYS.items()}
 
     @classmethod
@@ -159,6 +171,8 @@ class SimulationConfig(BaseModel):
             values["defenses"] = tuple(
                 p.strip() for p in text.split(DEFENSE_SEPARATOR) if p.strip()
             )
+        if values.get("initial_weights") == "":
+            values["initial_weights"] = None
         return cls(clients=clients, **values)
 
 

@@ -32,6 +32,7 @@ from fedsim.flower.run_dir import (
 )
 from fedsim.flower.strategy import CuriousServer, all_clients_fedavg
 from fedsim.models import build_model
+from fedsim.models.trained_weights import load_trained_weights
 from fedsim.provenance import provenance, seed_everything
 from fedsim.storage import write_json
 
@@ -68,6 +69,8 @@ def serve(
     after each. ``hooks`` wrap the strategy (Flower's central DP) or aggregate securely."""
     seed_everything(run.seed)
     model = build_model(run.model_spec())
+    if run.initial_weights is not None:
+        load_trained_weights(model, run.model, run.initial_weights)
     _write_run_record(run)
     trainable = tuple(name for name, p in model.named_parameters() if p.requires_grad)
     recorder = ObservationRecorder.for_run(run, trainable)

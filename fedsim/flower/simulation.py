@@ -15,8 +15,10 @@ from fedsim.flower.config import SimulationConfig
 from fedsim.flower.defense_hooks import Defend, undefended
 from fedsim.flower.run_dir import ACCURACY_FILE, observation_files
 from fedsim.flower.server_app import RoundCallback, build_server_app
+from fedsim.models import build_model
+from fedsim.models.trained_weights import load_trained_weights
 
-__all__ = ["RunSummary", "SimulationConfig", "check_partitions", "run_simulation"]
+__all__ = ["RunSummary", "SimulationConfig", "check_run", "run_simulation"]
 
 # Each simulated client gets one CPU and no GPU; Ray runs as many at once as CPUs allow.
 _CLIENT_RESOURCES = {"num_cpus": 1, "num_gpus": 0.0}
@@ -51,6 +53,14 @@ def check_partitions(config: SimulationConfig) -> list[int]:
     return sizes
 
 
+def check_run(config: SimulationConfig) -> None:
+    """Fail in one line before Ray starts: a batch larger than a partition, or initial weights
+    that do not fit the run's model."""
+    check_partitions(config)
+    if config.initial_weights is not None:
+        load_trained_weights(build_model(config.model_spec()), config.model, config.initial_weights)
+
+
 def run_simulation(
     config: SimulationConfig,
     *,
@@ -59,14 +69,15 @@ def run_simulation(
 ) -> RunSummary:
     """Train ``config.clients`` clients for ``config.rounds`` rounds and capture every update.
 
-    Validates the partitions first, then starts Ray, runs the ServerApp in a thread of this
-    process and the ClientApps in Ray actors, and returns once Ray has shut down.
+    Validates the partitions and the initial weights first, then starts Ray, runs the ServerApp
+    in a thread of this process and the ClientApps in Ray actors, and returns once Ray has shut
+    down.
     """
     from flwr.simulation import run_simulation as flower_run_simulation
 
     started = time.perf_counter()
     config = config.model_copy(update={"out_dir": config.out_dir.resolve()})
-    check_partitions(config)
+    check_run(config)
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     # Flower's Ray backend rewrites this process's PYTHONPATH to its sys.path; undo that after.
     pythonpath = os.environ.get("PYTHONPATH")

@@ -53,7 +53,7 @@ def test_weights_of_another_model_or_no_file_fail_in_one_line(
 
     code, _, stderr = run_cli([*ATTACK, "--weights", str(other), "--out", str(tmp_path / "a")])
     assert code == 2 and len(stderr.strip().splitlines()) == 1
-    assert "are a 'mlp' model's; the attacked model is 'lenet'" in stderr
+    assert "are a 'mlp' model's; the model here is 'lenet'" in stderr
 
     code, _, stderr = run_cli([*ATTACK, "--weights", str(tmp_path / "nowhere")])
     assert code == 2 and "no weights at" in stderr and len(stderr.strip().splitlines()) == 1

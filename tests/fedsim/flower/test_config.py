@@ -19,6 +19,17 @@ def test_defenses_round_trip_through_the_run_config() -> None:
     assert SimulationConfig.from_run_config({"defenses": ""}, clients=4).defenses == ()
 
 
+def test_initial_weights_round_trip_and_none_travels_as_an_empty_string(tmp_path) -> None:
+    weights = tmp_path / "final_weights.safetensors"
+    weights.write_bytes(b"")  # the config checks that the file is there; the run reads it
+    config = SimulationConfig(initial_weights=tmp_path)
+
+    assert config.initial_weights == weights
+    assert config.to_run_config()["initial-weights"] == str(weights)
+    assert SimulationConfig.from_run_config(config.to_run_config(), clients=8) == config
+    assert SimulationConfig().to_run_config()["initial-weights"] == ""
+
+
 def test_fedsim_alone_refuses_a_run_that_names_defenses() -> None:
     with pytest.raises(UserInputError, match="need the defenses package"):
         undefended(SimulationConfig(defenses=("clip:max_norm=1",)))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from apps.cli import main
 from fedsim.data import get_dataset_spec
@@ -171,6 +172,7 @@ def test_observation_files_hold_no_ground_truth(run) -> None:
         (["--local-steps", "2", "--local-epochs", "1"], "local_epochs"),
         (["--optimizer", "rmsprop"], "rmsprop"),
         (["--optimizer", "adam", "--momentum", "0.9"], "momentum"),
+        (["--initial-weights", "no-such-run"], "no weights at 'no-such-run'"),
     ],
 )
 def test_bad_configuration_fails_early_with_one_line(args: list[str], named: str, tmp_path) -> None:
@@ -178,6 +180,18 @@ def test_bad_configuration_fails_early_with_one_line(args: list[str], named: str
 
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and named in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_models_initial_weights_fail_before_ray_starts(data_dir, tmp_path) -> None:
+    other = tmp_path / "final_weights.safetensors"
+    save_file({"w": torch.zeros(1)}, str(other), metadata={"model": "mlp"})
+    args = ["simulate", "--dataset", "mnist", "--model", "lenet", "--initial-weights", str(other)]
+
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "run")])
+
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "are a 'mlp' model's; the model here is 'lenet'" in err
     assert not (tmp_path / "run").exists()
 
 
