@@ -5,7 +5,9 @@ batch of the draw (``images // batch_size`` clients, iid partitions of the train
 taking ``local_steps`` SGD steps of ``batch_size`` images in the cell's train mode, and returning
 its weights and BatchNorm buffers to the curious server. Cell ``#b`` attacks client ``b``'s
 captured update and is scored against that client's batches (its ground truth), so the draw's
-images are the clients' train images, not the suite's test split.
+images are the clients' train images, not the suite's test split. With ``[settings.victim]`` the
+round starts from the trained victim's final global weights (:mod:`apps.bench.victims`, run
+first) instead of a fresh model: the update of a client of a model already trained.
 
 Cells that share a run (the same dataset, model, dropout, mode, batch size, seed and capture
 settings; e.g. every attack on the same clients) read one copy, kept under
@@ -24,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apps.bench.victims import victim_id, victim_weights
+
 if TYPE_CHECKING:
     from apps.bench.suite import Capture, Cell
     from fedsim.flower.simulation import SimulationConfig
@@ -35,7 +39,7 @@ CAPTURE_TEST_IMAGES = 10  # the run is attacked, not scored for accuracy
 def capture_key(cell: Cell) -> dict[str, object]:
     """What a cell's captured run depends on."""
     capture = _capture(cell)
-    return {
+    key: dict[str, object] = {
         "dataset": cell.dataset,
         "model": cell.model,
         "dropout": cell.dropout,
@@ -44,6 +48,9 @@ def capture_key(cell: Cell) -> dict[str, object]:
         "seed": cell.seed,
         "capture": capture.model_dump(mode="json"),
     }
+    if cell.victim is not None:  # the round starts from the trained victim's weights
+        key["victim"] = victim_id(cell)
+    return key
 
 
 def capture_id(cell: Cell) -> str:
@@ -74,7 +81,7 @@ def captured_run(cell: Cell, cache_dir: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        simulate(_simulation_config(cell, capture, scratch / "run"))
+        simulate(_simulation_config(cell, capture, scratch / "run", cache_dir))
         (scratch / "key.json").write_text(json.dumps(capture_key(cell), indent=2) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         scratch.rename(folder)
@@ -104,9 +111,12 @@ def _capture(cell: Cell) -> Capture:
     return cell.capture
 
 
-def _simulation_config(cell: Cell, capture: Capture, run_dir: Path) -> SimulationConfig:
+def _simulation_config(
+    cell: Cell, capture: Capture, run_dir: Path, cache_dir: Path
+) -> SimulationConfig:
     from fedsim.flower.simulation import SimulationConfig
 
+    weights = None if cell.victim is None else victim_weights(cell, cache_dir)
     return SimulationConfig(
         dataset=cell.dataset,
         model=cell.model,
@@ -121,4 +131,5 @@ def _simulation_config(cell: Cell, capture: Capture, run_dir: Path) -> Simulatio
         test_images=CAPTURE_TEST_IMAGES,
         seed=cell.seed,
         out_dir=run_dir,
+        initial_weights=weights,
     )

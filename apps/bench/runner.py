@@ -203,8 +203,8 @@ def _run_attack_cell(job: Job, out: Path, notice: Callable[[str], None]) -> dict
             weights = victim_weights(job.cell, _federated_dir(job))
         request = attack_request(job.cell, out, job.score, weights)
         metrics = run_attack(request, progress=None, notice=notice)
-        if job.cell.victim is not None:
-            metrics["victim_accuracy"] = victim_accuracy(job.cell, _federated_dir(job))
+    if job.cell.victim is not None:
+        metrics["victim_accuracy"] = victim_accuracy(job.cell, _federated_dir(job))
     if job.score:
         metrics["random_psnr"] = _random_guess_psnr(out, job.cell.seed)
     metrics |= {"device": _device(out), "worker_pid": os.getpid(), "epsilon": _epsilon(out)}
@@ -542,7 +542,8 @@ def _shared_runs(
         runs.append(("victim", victim_id(cell), prepare_victim, what))
     if cell.capture is not None:
         mode = "train" if cell.train_mode else "eval"
-        what = f"{cell.dataset}/{cell.model} b{cell.batch_size} {mode} mode, one round"
+        start = "" if cell.victim is None else " from the trained victim"
+        what = f"{cell.dataset}/{cell.model} b{cell.batch_size} {mode} mode, one round{start}"
         runs.append(("capture", capture_id(cell), prepare_capture, what))
     return runs
 

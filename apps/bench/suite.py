@@ -30,7 +30,8 @@ FedSGD gradient, one cell per seed (the image draw does not apply to them).
 An optional ``[settings.capture]`` table (:mod:`apps.bench.captures`) makes every cell attack a
 client update captured in a one-round Flower run instead of a FedSGD gradient: one client per
 batch of the draw, ``local_steps`` steps each, in the settings' train mode, the client's
-BatchNorm buffers returned beside its weights.
+BatchNorm buffers returned beside its weights. With ``[settings.victim]`` too, that round starts
+from the trained victim's global weights instead of a fresh model.
 
 An optional ``[settings.victim]`` table (:mod:`apps.bench.victims`) attacks a trained model: the
 FedSGD gradient is taken at the global weights of a Flower FedAvg run trained first (one run per
@@ -174,11 +175,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "settings.capture and settings.federated both set; valid: one of them (a "
                 "capture cell attacks its own Flower run and measures no utility)"
-            )
-        if self.capture is not None and self.victim is not None:
-            raise ValueError(
-                "settings.capture and settings.victim both set; valid: one of them (a capture "
-                "attacks a Flower run's round-1 update, a victim's FedSGD gradient)"
             )
         return self
 

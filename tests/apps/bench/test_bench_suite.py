@@ -37,6 +37,7 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
     assert suite_names() == [
         "batchnorm",
         "batchnorm-budget",
+        "batchnorm-trained",
         "defense-aware",
         "demo",
         "dia",
@@ -82,6 +83,23 @@ def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     assert [(v.clients, v.rounds, v.local_steps) for v in trained] == [(8, 20, 20)]
     searched = {(c.classes is None, c.generator) for c in cells if c.attack != "ig-fast"}
     assert searched == {(True, "cifar10-conditional"), (False, "cifar10-classes-0-4")}
+
+
+def test_the_batchnorm_trained_suite_captures_rounds_of_one_trained_victim(data_dir: Path) -> None:
+    cells = load_suite("batchnorm-trained").cells()
+
+    # 2 models × (3 train-mode attacks + the eval-mode control) × 2 batches of 4.
+    assert len(cells) == 16
+    assert {(c.batch_size, c.capture.local_steps) for c in cells} == {(4, 1)}
+    assert {(c.victim.clients, c.victim.rounds, c.victim.local_steps) for c in cells} == {
+        (2, 10, 30)
+    }
+    assert {(c.attack, c.train_mode) for c in cells} == {
+        ("ig-fast", True),
+        ("ig-bn", True),
+        ("ig-bn-running", True),
+        ("ig-fast", False),
+    }
 
 
 def test_the_batchnorm_budget_suite_sweeps_the_steps(data_dir: Path) -> None:
@@ -173,8 +191,8 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 
 def test_unknown_suite_names_the_builtins() -> None:
     valid = (
-        "valid: batchnorm, batchnorm-budget, defense-aware, demo, dia, dta, fusion, gifd, "
-        "gifd-regime, privacy-utility, quick"
+        "valid: batchnorm, batchnorm-budget, batchnorm-trained, defense-aware, demo, dia, dta, "
+        "fusion, gifd, gifd-regime, privacy-utility, quick"
     )
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from apps.bench.report import load_report
 from apps.bench.runner import run_campaign
 from apps.bench.suite import load_suite
+from fedsim.flower.run_dir import observation_path
 from fedsim.observation import Observation
 
 # One Flower run of MNIST LeNet (2 clients, 2 rounds of 3 local steps), attacked twice.
@@ -68,11 +68,25 @@ def test_cells_attack_the_victims_final_weights_trained_once(tmp_path: Path, dat
     assert row.medians["ig-fast"]["victim_accuracy"] == accuracy
 
 
-def test_a_victim_beside_a_capture_is_refused_in_one_line(tmp_path: Path) -> None:
-    from fedsim.errors import UserInputError
-
+def test_a_capture_beside_a_victim_attacks_a_round_of_the_trained_model(tmp_path: Path) -> None:
     path = tmp_path / "both.toml"
     path.write_text(SUITE.replace("[settings.victim]", "[settings.capture]\n\n[settings.victim]"))
+    out = tmp_path / "campaign"
+    notices: list[str] = []
 
-    with pytest.raises(UserInputError, match="settings.capture and settings.victim both set"):
-        load_suite(path)
+    summary = run_campaign(load_suite(path), out, on_notice=notices.append)
+
+    assert (summary.done, summary.failed) == (2, 0)
+    [victim] = (out / "federated" / "victims").iterdir()
+    [capture] = (out / "federated" / "captures").iterdir()
+    assert notices[:2] == [
+        "victim 1/1: mnist/lenet trained for 2 rounds (a Flower run, unless cached)",
+        "capture 1/1: mnist/lenet b1 eval mode, one round from the trained victim (a Flower run,"
+        " unless cached)",
+    ]
+    final = load_file(str(victim / "final_weights.safetensors"))
+    captured = Observation.load(observation_path(capture / "run", 1, 0))
+    assert all(torch.equal(captured.global_state[name], final[name]) for name in final)
+    accuracy = json.loads((victim / "victim.json").read_text())["accuracy"][-1]
+    [row] = load_report(out)[0].rows
+    assert row.medians["ig-fast"]["victim_accuracy"] == accuracy
