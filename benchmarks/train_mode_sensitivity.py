@@ -2,7 +2,7 @@
 grows away from the true batch, in train mode and in eval mode.
 
     .venv/bin/python benchmarks/train_mode_sensitivity.py [--models resnet18 convnet64]
-        [--batch-size 4] [--seed 0] [--per-layer]
+        [--batch-size 4] [--seed 0] [--per-layer] [--weights PATH]
 
 For a fresh model (seed ``--seed``) and the first ``--batch-size`` CIFAR-10 test images, the
 FedSGD gradient is computed in each mode; then IG's cosine gradient distance (labels given,
@@ -12,6 +12,9 @@ that shrinks smoothly as it nears the truth. Prints one JSON line per model and 
 ``--per-layer``, also each parameter tensor's gradient norm at the truth and its own cosine
 distance at σ = 0.01 (where the whole gradient's distance comes from), and ``steep_share``: the
 share of the gradient's squared norm in tensors whose own distance there exceeds 0.1.
+``--weights`` takes a trained model instead of a fresh one (a ``fedleak simulate`` run's
+``final_weights.safetensors`` or its folder, e.g. suite ``batchnorm-trained``'s victim under
+``runs/…/federated/victims/*/``; one model in ``--models``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -27,6 +31,7 @@ from attacks.matching import attacker_model, gradient_matching_objective
 from fedsim.data import load_dataset, normalize
 from fedsim.fedsgd import fedsgd_observation
 from fedsim.models import ModelSpec, build_model
+from fedsim.models.trained_weights import load_trained_weights
 
 SIGMAS = (0.0, 0.001, 0.01, 0.03, 0.1, 0.3)
 LAYER_SIGMA = 0.01
@@ -34,16 +39,25 @@ STEEP = 0.1  # a tensor whose own distance at LAYER_SIGMA exceeds this is "steep
 
 
 def gaps_near_the_truth(
-    model: str, batch_size: int, seed: int, train_mode: bool, per_layer: bool = False
+    model: str,
+    batch_size: int,
+    seed: int,
+    train_mode: bool,
+    per_layer: bool = False,
+    weights: Path | None = None,
 ) -> dict:
     """IG's cosine distance at the true batch plus noise of each σ in :data:`SIGMAS`, and
-    with ``per_layer`` each parameter's gradient norm and distance at :data:`LAYER_SIGMA`."""
+    with ``per_layer`` each parameter's gradient norm and distance at :data:`LAYER_SIGMA`;
+    at ``weights`` where given, else at a fresh model seeded by ``seed``."""
     data = load_dataset("cifar10", "test")
     images, labels = data.images(list(range(batch_size)))
     spec = ModelSpec(model, data.spec.num_classes, data.spec.image_shape)
     torch.manual_seed(seed)
+    network = build_model(spec)
+    if weights is not None:
+        load_trained_weights(network, model, weights)
     observation, _ = fedsgd_observation(
-        build_model(spec), spec, data.spec, images, labels, train_mode=train_mode
+        network, spec, data.spec, images, labels, train_mode=train_mode
     )
     config = get_preset("ig-fast", tv_weight=0.0, label_strategy="given")
     objective = gradient_matching_objective(replace(observation, labels=labels), config, "cpu")
@@ -53,6 +67,7 @@ def gaps_near_the_truth(
     with torch.no_grad():
         gaps = {s: float(objective(inputs + s * noise, one_hot, {})[1]) for s in SIGMAS}
     result = {"model": model, "train_mode": train_mode, "batch_size": batch_size, "gaps": gaps}
+    result["weights"] = "fresh" if weights is None else str(weights)
     if per_layer:
         layers = layer_gaps(observation, inputs, labels, noise * LAYER_SIGMA)
         total = sum(norm**2 for norm, _ in layers.values())
@@ -92,13 +107,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true")
+    parser.add_argument("--weights", type=Path, help="a trained model's final weights")
     args = parser.parse_args()
+    if args.weights is not None and len(args.models) != 1:
+        parser.error(f"--weights needs one model in --models; got {' '.join(args.models)}")
     for model in args.models:
         for train_mode in (True, False):
             print(
                 json.dumps(
                     gaps_near_the_truth(
-                        model, args.batch_size, args.seed, train_mode, args.per_layer
+                        model,
+                        args.batch_size,
+                        args.seed,
+                        train_mode,
+                        args.per_layer,
+                        args.weights,
                     )
                 )
             )
