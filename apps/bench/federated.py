@@ -192,10 +192,10 @@ def _simulation_config(
 def simulate(config: SimulationConfig) -> RunSummary:
     """Run a bench Flower run under its defenses, Flower's per-round logs silenced."""
     from defenses.flower_run import defend_run
-    from fedsim.flower.simulation import check_run, run_simulation
+    from fedsim.flower.simulation import run_simulation
 
-    defend_run(config)  # a bad defense combination fails here, before Ray starts
-    check_run(config)
+    # A bad defense combination fails here; run_simulation checks the rest before Ray starts.
+    defend_run(config)
     # Flower logs every round at INFO; the campaign's bar counts cells instead.
     logging.getLogger("flwr").setLevel(logging.ERROR)
     return run_simulation(config, defend=defend_run)
