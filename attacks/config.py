@@ -74,7 +74,9 @@ class AttackConfig(BaseModel):
     defense_aware: bool = Field(
         False,
         description="replay the recorded defenses' known parts (clip bound, pruned zeros, "
-        "quantiser levels) on the dummy update before matching (attacks.defense_replay)",
+        "quantiser levels) on the dummy update before matching (attacks.defense_replay); with "
+        "recorded noise, a staged generator search stops descending at the noise floor "
+        "(attacks.noise_floor)",
     )
     label_strategy: Literal["auto", "given", "idlg", "estimate", "optimize"] = Field(
         "auto", description="how labels are obtained; 'optimize' searches them jointly (DLG)"

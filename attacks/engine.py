@@ -4,10 +4,13 @@ A dummy batch per restart (pixels, or the images a generator makes from a search
 is pushed through the attacker's copy of the model, its parameter gradient is computed
 functionally (``torch.func``) and compared with the observed one; restarts are a ``vmap``
 dimension, so K restarts cost one batched pass rather than K loops. Generator searches run
-the loop once per stage (GIFD), each stage starting where the previous one ended. A generator
-is any module with ``latent_dim``, ``stages`` and ``from_stage`` (``StagedGenerator``,
-``BigGANStages``); a class-conditional one (``conditional`` true) also has ``condition(labels)``,
-called with the label strategy's labels before the search.
+the loop once per stage (GIFD), each stage starting where the previous one ended; a
+defense-aware search of an update with recorded noise stops descending at the first stage
+whose distance reaches the noise floor (:mod:`attacks.noise_floor`), which then keeps the later
+stages' budget and is returned. A generator is any module with ``latent_dim``, ``stages`` and
+``from_stage`` (``StagedGenerator``, ``BigGANStages``); a class-conditional one (``conditional``
+true) also has ``condition(labels)``, called with the label strategy's labels before the
+search.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from attacks.dropout_masks import Masks, clamp_masks_, initial_masks, mask_shape
 from attacks.initialization import INITIALIZERS
 from attacks.labels import LABEL_STRATEGIES
 from attacks.matching import gradient_matching_objective
+from attacks.noise_floor import NoiseFloor, noise_floor
 from attacks.reconstruction import Reconstruction
 from attacks.schedules import SCHEDULES, Plateau
 from attacks.search_spaces import GeneratorSpace, PixelBox, PixelSpace, project_to_sphere
@@ -79,6 +83,7 @@ class GradientInversion:
         masks = self._dropout_masks(observation, rng, oracle_masks)
         objective = gradient_matching_objective(observation, cfg, self.device)
         stages = self._stages()
+        floor = self._noise_floor(observation)
         began = time.perf_counter()
         history: list[float] = []
         best: tuple[float, torch.Tensor, int, int] | None = None
@@ -86,17 +91,30 @@ class GradientInversion:
         for index, stage in enumerate(stages):
             space = self._space(stage, start, box)
             step_fn = self._step_function(objective, space)
-            stage_history = self._optimise(space, step_fn, label_param, masks, index, len(stages))
-            _, (_, gaps) = step_fn(space.params.detach(), label_param.detach(), _detached(masks))
+            stage_history = self._optimise(
+                space, step_fn, label_param, masks, index, 1, len(stages)
+            )
+            gaps = self._final_gaps(step_fn, space, label_param, masks)
+            # Discrepancy principle: a stage already as close as the truth itself would be fits
+            # the noise from here on; it keeps the later stages' budget and is the answer.
+            settled = floor is not None and float(gaps.min()) <= floor.high
+            if settled and index + 1 < len(stages):
+                rest = len(stages) - index - 1
+                stage_history += self._optimise(
+                    space, step_fn, label_param, masks, index + 1, rest, len(stages)
+                )
+                gaps = self._final_gaps(step_fn, space, label_param, masks)
             history += stage_history
             iterations += len(stage_history)
             restart = int(gaps.argmin())
             lowest = float(gaps[restart])
             stage_distances.append(lowest)
-            if best is None or lowest < best[0]:
+            if best is None or lowest < best[0] or settled:
                 images = space.images(space.params.detach()[restart])
                 best = (lowest, images, restart, stage)
                 distances = tuple(gaps.tolist())
+            if settled:
+                break
             start = self._next_start(space)
         assert best is not None
         gap, images, restart, stage = best
@@ -108,8 +126,33 @@ class GradientInversion:
             history=tuple(history),
             iterations=iterations,
             wall_s=time.perf_counter() - began,
-            config={**cfg.model_dump(), "best_stage": stage, "stage_distances": stage_distances},
+            config={
+                **cfg.model_dump(),
+                "best_stage": stage,
+                "stage_distances": stage_distances,
+                "noise_floor": None if floor is None else floor.describe(),
+            },
         )
+
+    def _noise_floor(self, observation: Observation) -> NoiseFloor | None:
+        """The floor a defense-aware, cosine-matching generator search stops descending at
+        (:mod:`attacks.noise_floor`); None for any other search, or without recorded noise."""
+        cfg = self.config
+        staged = cfg.search == "generator" and len(self._stages()) > 1
+        if not (staged and cfg.defense_aware and cfg.objective == "cosine"):
+            return None
+        return noise_floor(observation)
+
+    @staticmethod
+    def _final_gaps(
+        step_fn: Callable,
+        space: PixelSpace | GeneratorSpace,
+        label_param: torch.Tensor,
+        masks: Masks,
+    ) -> torch.Tensor:
+        """Every restart's gradient distance at the search's current point."""
+        _, (_, gaps) = step_fn(space.params.detach(), label_param.detach(), _detached(masks))
+        return gaps
 
     def _optimise(
         self,
@@ -117,18 +160,22 @@ class GradientInversion:
         step_fn: Callable,
         label_param: torch.Tensor,
         masks: Masks,
-        stage_index: int,
+        first_share: int,
+        shares: int,
         stage_count: int,
     ) -> list[float]:
-        """One optimisation loop over ``space`` with a 1/stage_count share of the budget."""
+        """One optimisation loop over ``space`` with ``shares`` of the budget's ``stage_count``
+        equal shares, the first of them share number ``first_share``."""
         cfg = self.config
         searched = [space.params, label_param] if label_param.requires_grad else [space.params]
         if cfg.dropout_masks == "search":
             searched += list(masks.values())
         optimizer = _make_optimizer(cfg, searched)
         schedule = SCHEDULES[cfg.schedule]
-        budget = max(1, cfg.iterations // stage_count)
-        time_budget = None if cfg.time_budget_s is None else cfg.time_budget_s / stage_count
+        budget = max(1, cfg.iterations * shares // stage_count)
+        time_budget = (
+            None if cfg.time_budget_s is None else cfg.time_budget_s * shares / stage_count
+        )
         plateau = Plateau(cfg, budget, active=cfg.schedule == "plateau")
         gaps = torch.full((cfg.restarts,), float("inf"))
 
@@ -169,7 +216,8 @@ class GradientInversion:
                     fraction = 1.0
             if self.progress is not None:
                 done = 1.0 if plateau.stopped else min(fraction, 1.0)
-                self.progress((stage_index + done) / stage_count, len(history), history[-1])
+                used = (first_share + done * shares) / stage_count
+                self.progress(used, len(history), history[-1])
         return history
 
     def _start(self, observation: Observation, box: PixelBox, rng: torch.Generator) -> torch.Tensor:

@@ -62,6 +62,29 @@ def synthetic_observation() -> Callable[..., tuple[Observation, GroundTruth]]:
     return _synthetic_observation
 
 
+def _defended_observation(
+    model_name: str, labels: list[int], defenses: list[str], *, seed: int = 0
+) -> tuple[Observation, GroundTruth]:
+    """A synthetic FedSGD observation (``_synthetic_observation``) sent under ``defenses``."""
+    from defenses.fedsgd import defend_gradient
+    from defenses.specs import parse_defenses
+
+    observation, truth = _synthetic_observation(model_name, labels)
+    model = build_model(observation.model)
+    model.load_state_dict(observation.global_state)
+    model.eval()
+    inputs = normalize(truth.images, get_dataset_spec("cifar10"))
+    specs = parse_defenses(defenses, "attack")
+    defended = defend_gradient(observation, model, inputs, truth.labels, {}, specs, seed=seed)
+    return defended, truth
+
+
+@pytest.fixture
+def defended_observation() -> Callable[..., tuple[Observation, GroundTruth]]:
+    """Factory: ``defended_observation(model_name, labels, defenses)``, CIFAR-10-shaped."""
+    return _defended_observation
+
+
 def _recomputed_gradient(observation: Observation, truth: GroundTruth) -> dict[str, torch.Tensor]:
     """The client's own gradient on its ground-truth batch, from the global weights it got."""
     model = build_model(observation.model)

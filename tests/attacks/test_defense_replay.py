@@ -9,10 +9,7 @@ import torch
 from attacks import get_preset
 from attacks.defense_replay import defense_replay, replayed_defenses
 from attacks.matching import gradient_matching_objective
-from defenses.fedsgd import defend_gradient
-from defenses.specs import parse_defenses
 from fedsim.data import get_dataset_spec, normalize
-from fedsim.models import build_model
 
 CPU = torch.device("cpu")
 
@@ -29,16 +26,6 @@ def _gaps(observation, truth, objective: str) -> tuple[float, float]:
     return gaps[0], gaps[1]
 
 
-def _defended(synthetic_observation, model_name: str, defenses: list[str]):
-    observation, truth = synthetic_observation(model_name, [1, 4, 7])
-    model = build_model(observation.model)
-    model.load_state_dict(observation.global_state)
-    model.eval()
-    inputs = normalize(truth.images, get_dataset_spec("cifar10"))
-    specs = parse_defenses(defenses, "attack")
-    return defend_gradient(observation, model, inputs, truth.labels, {}, specs, seed=0), truth
-
-
 @pytest.mark.parametrize(
     ("model_name", "defenses", "objective"),
     [
@@ -49,9 +36,9 @@ def _defended(synthetic_observation, model_name: str, defenses: list[str]):
     ],
 )
 def test_the_replayed_defense_makes_the_true_batch_explain_the_update(
-    model_name: str, defenses: list[str], objective: str, synthetic_observation
+    model_name: str, defenses: list[str], objective: str, defended_observation
 ) -> None:
-    observation, truth = _defended(synthetic_observation, model_name, defenses)
+    observation, truth = defended_observation(model_name, [1, 4, 7], defenses)
 
     aware, unaware = _gaps(observation, truth, objective)
 
@@ -59,8 +46,8 @@ def test_the_replayed_defense_makes_the_true_batch_explain_the_update(
     assert unaware > 1e-4
 
 
-def test_quantisation_is_replayed_onto_the_observed_levels(synthetic_observation) -> None:
-    observation, _ = _defended(synthetic_observation, "lenet", ["quantize:bits=2"])
+def test_quantisation_is_replayed_onto_the_observed_levels(defended_observation) -> None:
+    observation, _ = defended_observation("lenet", [1, 4, 7], ["quantize:bits=2"])
     target = list(observation.gradient().values())
     replay = defense_replay(observation, target)
     dummy = [torch.randn_like(t, requires_grad=True) for t in target]
@@ -76,8 +63,8 @@ def test_quantisation_is_replayed_onto_the_observed_levels(synthetic_observation
     assert all(torch.equal(d.grad, torch.ones_like(d)) for d in dummy)
 
 
-def test_noise_is_not_replayed_and_the_config_says_what_was(synthetic_observation) -> None:
-    observation, _ = _defended(synthetic_observation, "lenet", ["gaussian:std=0.01"])
+def test_noise_is_not_replayed_and_the_config_says_what_was(defended_observation) -> None:
+    observation, _ = defended_observation("lenet", [1, 4, 7], ["gaussian:std=0.01"])
 
     assert replayed_defenses(observation) == []
     assert defense_replay(observation, list(observation.gradient().values())) is None
