@@ -63,7 +63,9 @@ def attack(
     adaptive: Annotated[
         bool,
         typer.Option(
-            "--adaptive", help="Replay the recorded defenses' known parts (clip, prune, ...)."
+            "--adaptive",
+            help="Replay the recorded defenses' known parts (clip, prune, ...); under recorded "
+            "noise, GIFD stops descending stages at the noise floor.",
         ),
     ] = False,
     attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
