@@ -83,7 +83,7 @@ class GradientInversion:
         masks = self._dropout_masks(observation, rng, oracle_masks)
         objective = gradient_matching_objective(observation, cfg, self.device)
         stages = self._stages()
-        floor = self._noise_floor(observation)
+        floor = self._noise_floor(observation, len(stages))
         began = time.perf_counter()
         history: list[float] = []
         best: tuple[float, torch.Tensor, int, int] | None = None
@@ -134,11 +134,12 @@ class GradientInversion:
             },
         )
 
-    def _noise_floor(self, observation: Observation) -> NoiseFloor | None:
-        """The floor a defense-aware, cosine-matching generator search stops descending at
-        (:mod:`attacks.noise_floor`); None for any other search, or without recorded noise."""
+    def _noise_floor(self, observation: Observation, stage_count: int) -> NoiseFloor | None:
+        """The floor a defense-aware, cosine-matching search of ``stage_count`` generator stages
+        stops descending at (:mod:`attacks.noise_floor`); None for any other search, or without
+        recorded noise."""
         cfg = self.config
-        staged = cfg.search == "generator" and len(self._stages()) > 1
+        staged = cfg.search == "generator" and stage_count > 1
         if not (staged and cfg.defense_aware and cfg.objective == "cosine"):
             return None
         return noise_floor(observation)
