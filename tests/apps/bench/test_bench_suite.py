@@ -45,6 +45,7 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
         "fusion",
         "gifd",
         "gifd-regime",
+        "gifd-restarts",
         "privacy-utility",
         "quick",
     ]
@@ -83,6 +84,20 @@ def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     assert [(v.clients, v.rounds, v.local_steps) for v in trained] == [(8, 20, 20)]
     searched = {(c.classes is None, c.generator) for c in cells if c.attack != "ig-fast"}
     assert searched == {(True, "cifar10-conditional"), (False, "cifar10-classes-0-4")}
+
+
+def test_the_gifd_restarts_suite_is_gifd_regimes_rows_with_one_restart(data_dir: Path) -> None:
+    regime = {
+        c.model_copy(update={"restarts": 1}).model_dump_json()
+        for c in load_suite("gifd-regime").cells()
+    }
+    cells = load_suite("gifd-restarts").cells()
+
+    # 3 attacks × 8 images: the trained victim (2 defenses × 2 batches), batch 8 and batch 8
+    # with repeated labels (1 batch each).
+    assert len(cells) == 3 * (4 + 1 + 1)
+    assert {c.restarts for c in cells} == {1}
+    assert all(c.model_dump_json() in regime for c in cells)
 
 
 def test_the_batchnorm_trained_suite_captures_rounds_of_one_trained_victim(data_dir: Path) -> None:
@@ -192,7 +207,7 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 def test_unknown_suite_names_the_builtins() -> None:
     valid = (
         "valid: batchnorm, batchnorm-budget, batchnorm-trained, defense-aware, demo, dia, dta, "
-        "fusion, gifd, gifd-regime, privacy-utility, quick"
+        "fusion, gifd, gifd-regime, gifd-restarts, privacy-utility, quick"
     )
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
