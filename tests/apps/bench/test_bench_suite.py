@@ -94,8 +94,8 @@ def test_the_gifd_restarts_suite_is_gifd_regimes_rows_with_one_restart(data_dir:
     cells = load_suite("gifd-restarts").cells()
 
     # 3 attacks × 8 images: the trained victim (2 defenses × 2 batches), batch 8 and batch 8
-    # with repeated labels (1 batch each).
-    assert len(cells) == 3 * (4 + 1 + 1)
+    # with repeated labels (1 batch each), the untrained batch 4 under σ 0.01 (2 batches).
+    assert len(cells) == 3 * (4 + 1 + 1 + 2)
     assert {c.restarts for c in cells} == {1}
     assert all(c.model_dump_json() in regime for c in cells)
 
