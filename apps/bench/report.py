@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.bench.goals import evaluate_goal
-from apps.bench.report_spec import ReportSpec
+from apps.bench.report_spec import ReportSpec, cell_fields
 from fedsim.errors import UserInputError
 
 _OMITTED_DEFAULTS = {"adaptive": False, "per_class": None}
@@ -292,10 +292,7 @@ def _suite_report(
     unscored = 0
     for row in members:
         config = _json(row.get("config_json"))
-        # A capture cell's Flower-run settings (local_steps, ...) count as its own fields, and
-        # a trained victim's rounds as victim_rounds.
-        victim = {f"victim_{k}": v for k, v in (config.get("victim") or {}).items()}
-        fields = {**(config.get("capture") or {}), **victim, **config}
+        fields = cell_fields(config)
         values = {
             k: _hashable(fields.get(k, row.get(k, _OMITTED_DEFAULTS.get(k))))
             for k in (*spec.rows, *spec.column_fields())

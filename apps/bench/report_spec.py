@@ -20,6 +20,8 @@ cells return (:mod:`apps.bench.kinds`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from apps.bench.goals import Median, parse_goal
@@ -52,6 +54,18 @@ KEY_FIELDS = tuple(
     dict.fromkeys([*ATTACK_KEY_FIELDS, *(f for kind in KINDS.values() for f in kind.key_fields)])
 )
 """Cell fields a report may group by (a cell's config holds each)."""
+
+
+def cell_fields(config: Mapping[str, object]) -> dict[str, object]:
+    """A cell config's fields as reports group by them and ``--only`` selects them: its own,
+    a capture cell's Flower-run settings as its own (``local_steps``, ...) and a trained
+    victim's as ``victim_<key>`` (``victim_rounds``, ...)."""
+    capture = config.get("capture") or {}
+    victim = config.get("victim") or {}
+    assert isinstance(capture, Mapping) and isinstance(victim, Mapping)
+    return {**capture, **{f"victim_{k}": v for k, v in victim.items()}, **config}
+
+
 ATTACK_METRICS = (
     "psnr",
     "ssim",

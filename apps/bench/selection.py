@@ -1,7 +1,8 @@
 """``fedleak bench --only KEY=VALUE``: run part of a suite, e.g. one row of its report.
 
-A filter keeps the cells whose top-level field ``KEY`` (``attack``, ``defense``,
-``batch_size``, ``per_class``, ...) equals ``VALUE``; several filters must all hold. Cells keep
+A filter keeps the cells whose field ``KEY`` (``attack``, ``defense``, ``batch_size``,
+``per_class``, a trained victim's ``victim_rounds``, ...: the fields a report groups by) equals
+``VALUE``; several filters must all hold. Cells keep
 their ids, so a selection's results land in the same store as the whole suite's, and a later
 run of the whole suite skips them.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from apps.bench.kinds.base import KindCell
+from apps.bench.report_spec import cell_fields
 from apps.bench.suite import Cell
 from fedsim.errors import UserInputError
 
 Value = str | int | float | bool | list | None
-"""A field of a cell's canonical config that a filter can name (nested tables cannot)."""
+"""A field of a cell that a filter can name (a nested table, by its fields: ``victim_rounds``)."""
 
 
 def select_cells(cells: Sequence[Cell | KindCell], only: Sequence[str]) -> list[Cell | KindCell]:
@@ -46,8 +48,10 @@ def select_cells(cells: Sequence[Cell | KindCell], only: Sequence[str]) -> list[
 
 
 def _fields(cell: Cell | KindCell) -> dict[str, Value]:
-    """The cell's fields a filter can compare (its nested tables left out), unset ones too."""
-    return {k: v for k, v in cell.model_dump(mode="json").items() if not isinstance(v, dict)}
+    """The cell's fields a filter can compare, unset ones too; a nested table is compared by
+    its fields (``victim_rounds=20``), so ``victim=none`` keeps only the cells with none."""
+    fields = cell_fields(cell.model_dump(mode="json"))
+    return {k: v for k, v in fields.items() if not isinstance(v, dict)}
 
 
 def _spelled(value: Value) -> str:

@@ -71,6 +71,13 @@ def bench(
         int | None,
         typer.Option(help="Steps per attack, over the suite's iterations (part of each cell)."),
     ] = None,
+    restarts: Annotated[
+        int | None,
+        typer.Option(
+            help="Restarts per attack (searched as one batch), over the suite's restarts "
+            "(part of each cell)."
+        ),
+    ] = None,
     score: Annotated[
         bool,
         typer.Option(
@@ -89,12 +96,12 @@ def bench(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's cells not yet done (a rerun resumes) and record each in DIR/results.sqlite."""
-    campaign_options = (suite, out, ray_address, device, time_budget, iterations, only)
+    campaign_options = (suite, out, ray_address, device, time_budget, iterations, restarts, only)
     if context.invoked_subcommand is not None:
         if any(v is not None for v in campaign_options) or workers != 1 or not score:
             raise FedleakError(
                 "--suite, --out, --workers, --ray-address, --device, --time-budget, "
-                f"--iterations, --only and --no-score belong to `fedleak bench`, not "
+                f"--iterations, --restarts, --only and --no-score belong to `fedleak bench`, not "
                 f"`fedleak bench {context.invoked_subcommand}`"
             )
         return
@@ -107,7 +114,7 @@ def bench(
     from apps.bench.suite import load_suite
 
     chosen = load_suite(suite).overriding(
-        device=device, time_budget_s=time_budget, iterations=iterations
+        device=device, time_budget_s=time_budget, iterations=iterations, restarts=restarts
     )
     with _cell_progress(chosen.name) as progress:
         summary = run_campaign(

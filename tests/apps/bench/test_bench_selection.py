@@ -70,3 +70,17 @@ def test_a_filter_naming_nothing_fails_in_one_line(cells: list, only: str, messa
     with pytest.raises(UserInputError) as error:
         select_cells(cells, ["attack=ig-fast", only])
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_trained_victims_cells_are_selected_by_its_fields(data_dir: Path) -> None:
+    suite = load_suite("gifd-regime")
+    cells = suite.cells()
+
+    trained = select_cells(cells, ["victim_rounds=20", "defense=none"])
+    untrained = select_cells(cells, ["victim=none"])
+
+    assert trained and all(c.victim is not None and c.defense == "none" for c in trained)
+    assert {c.victim.rounds for c in trained} == {20}
+    assert len(untrained) + len(select_cells(cells, ["victim_rounds=20"])) == len(cells)
+    with pytest.raises(UserInputError, match="no cell left with victim_rounds='5'; valid: 20"):
+        select_cells(cells, ["victim_rounds=5"])

@@ -45,7 +45,6 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
         "fusion",
         "gifd",
         "gifd-regime",
-        "gifd-restarts",
         "privacy-utility",
         "quick",
     ]
@@ -86,18 +85,18 @@ def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     assert searched == {(True, "cifar10-conditional"), (False, "cifar10-classes-0-4")}
 
 
-def test_the_gifd_restarts_suite_is_gifd_regimes_rows_with_one_restart(data_dir: Path) -> None:
-    regime = {
-        c.model_copy(update={"restarts": 1}).model_dump_json()
-        for c in load_suite("gifd-regime").cells()
-    }
-    cells = load_suite("gifd-restarts").cells()
+def test_overriding_a_setting_reaches_every_grid(data_dir: Path) -> None:
+    suite = load_suite("gifd-regime")
+    regime = suite.cells()
 
-    # 3 attacks × 8 images: the trained victim (2 defenses × 2 batches), batch 8 and batch 8
-    # with repeated labels (1 batch each), the untrained batch 4 under σ 0.01 (2 batches).
-    assert len(cells) == 3 * (4 + 1 + 1 + 2)
-    assert {c.restarts for c in cells} == {1}
-    assert all(c.model_dump_json() in regime for c in cells)
+    cells = suite.overriding(restarts=1, time_budget_s=None).cells()
+
+    # the victim, repeated-label and out-of-distribution grids' own settings yield too
+    assert {c.restarts for c in regime} == {None} and {c.restarts for c in cells} == {1}
+    assert [c.model_copy(update={"restarts": 1}) for c in regime] == cells
+    assert {c.time_budget_s for c in cells} == {180.0}
+    with pytest.raises(UserInputError, match="restarts"):
+        suite.overriding(restarts=0)
 
 
 def test_the_batchnorm_trained_suite_captures_rounds_of_one_trained_victim(data_dir: Path) -> None:
@@ -207,7 +206,7 @@ def test_more_images_than_the_data_holds_is_refused(tmp_path: Path, data_dir: Pa
 def test_unknown_suite_names_the_builtins() -> None:
     valid = (
         "valid: batchnorm, batchnorm-budget, batchnorm-trained, defense-aware, demo, dia, dta, "
-        "fusion, gifd, gifd-regime, gifd-restarts, privacy-utility, quick"
+        "fusion, gifd, gifd-regime, privacy-utility, quick"
     )
     with pytest.raises(UserInputError, match=f"unknown suite 'quik'; {valid}"):
         load_suite("quik")
@@ -230,6 +229,7 @@ def test_cli_prints_a_bad_suite_as_one_line(tmp_path: Path, run_cli) -> None:
     [
         (["bench"], "needs --suite NAME|FILE and --out DIR"),
         (["bench", "--suite", "quick", "export", "x"], "belong to `fedleak bench`"),
+        (["bench", "--suite", "quick", "--out", "x", "--restarts", "0"], "restarts"),
     ],
 )
 def test_cli_usage_mistakes(args: list[str], expected: str, run_cli) -> None:
