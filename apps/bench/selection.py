@@ -1,10 +1,10 @@
 """``fedleak bench --only KEY=VALUE``: run part of a suite, e.g. one row of its report.
 
 A filter keeps the cells whose field ``KEY`` (``attack``, ``defense``, ``batch_size``,
-``per_class``, a trained victim's ``victim_rounds``, ...: the fields a report groups by) equals
-``VALUE``; several filters must all hold. Cells keep
-their ids, so a selection's results land in the same store as the whole suite's, and a later
-run of the whole suite skips them.
+``per_class``, a capture's ``local_steps``, a trained victim's ``victim_rounds``, ...: the fields
+a report groups by) equals ``VALUE``; several filters must all hold. Cells keep their ids, so a
+selection's results land in the same store as the whole suite's, and a later run of the whole
+suite skips them.
 """
 
 from __future__ import annotations
