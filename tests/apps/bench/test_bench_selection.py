@@ -84,3 +84,12 @@ def test_a_trained_victims_cells_are_selected_by_its_fields(data_dir: Path) -> N
     assert len(untrained) + len(select_cells(cells, ["victim_rounds=20"])) == len(cells)
     with pytest.raises(UserInputError, match="no cell left with victim_rounds='5'; valid: 20"):
         select_cells(cells, ["victim_rounds=5"])
+
+
+def test_a_captures_cells_are_selected_by_its_flower_run_settings(data_dir: Path) -> None:
+    cells = load_suite("batchnorm").cells()
+
+    two_steps = select_cells(cells, ["local_steps=2"])
+
+    assert 0 < len(two_steps) < len(cells)
+    assert {c.capture.local_steps for c in two_steps} == {2}
