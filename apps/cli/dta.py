@@ -322,7 +322,13 @@ def train_detector_command(
         Path, typer.Option(help="A folder made by `fedleak dta render-detection-dataset`.")
     ],
     out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors).")] = TRAINED_DETECTOR,
-    arch: Annotated[str, typer.Option(help="ssdlite, fcos or fasterrcnn.")] = "ssdlite",
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="ssdlite, fcos (random initialisation), fcos-cifar (on the frozen CIFAR-10 "
+            "trunk) or fasterrcnn."
+        ),
+    ] = "ssdlite",
     steps: Annotated[
         int, typer.Option(min=0, help="Adam steps (cosine-decayed); 0 only wraps --weights.")
     ] = 1_500,

@@ -17,9 +17,12 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBo
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from attacks.camouflage.detection_data import DetectionSet
+from fedsim.data import get_dataset_spec
 from fedsim.errors import UnknownNameError, UserInputError
+from fedsim.models.fusion import SHIPPED_CHECKPOINTS, load_cifar_trunk
 from fedsim.storage import load_tensors, save_tensors
 
 # Our own detectors have two classes, background (0) and car (1); COCO's car is class 3 of 91.
@@ -94,6 +97,51 @@ def _fcos(num_classes: int, size: int) -> nn.Module:
     )
 
 
+# The CIFAR-10 object trunk fedleak's contextual fusion ships (84 % test accuracy): features
+# learnt from real photographs, automobiles and trucks among them.
+CIFAR_TRUNK = SHIPPED_CHECKPOINTS / "object.safetensors"
+
+
+def _fcos_cifar(num_classes: int, size: int) -> nn.Module:
+    """FCOS whose backbone is the CIFAR-10 object trunk, frozen: the offline stand-in for the
+    photo-pretrained backbone of the detectors DTA attacks (none can be downloaded here). Only
+    the pyramid and heads learn the renders. Images are halved first, so that cars come near
+    CIFAR's object scale; the pyramid reads the trunk's stride-4 and stride-8 stages."""
+    trunk = load_cifar_trunk(CIFAR_TRUNK)
+    body = _frozen(nn.Sequential(trunk.stem, *trunk.blocks))
+    # Children: 0 the stem, 1..8 the basic blocks; 6 and 8 end the last two stages.
+    widths = [body[k].conv2.out_channels for k in (6, 8)]
+    backbone = BackboneWithFPN(
+        body, {"6": "0", "8": "1"}, widths, FPN_CHANNELS, extra_blocks=LastLevelMaxPool()
+    )
+    cifar = get_dataset_spec("cifar10")
+    anchors = AnchorGenerator(sizes=((4,), (8,), (16,)), aspect_ratios=((1.0,),) * 3)
+    return detection.FCOS(
+        backbone,
+        num_classes=num_classes,
+        min_size=size // 2,
+        max_size=size // 2,
+        image_mean=list(cifar.mean),
+        image_std=list(cifar.std),
+        anchor_generator=anchors,
+        head=FCOSHead(FPN_CHANNELS, 1, num_classes, num_convs=2),
+    )
+
+
+def _frozen(module: nn.Module) -> nn.Module:
+    """``module`` with its parameters fixed and every BatchNorm replaced by a frozen copy, so
+    training mode and batch-norm recalibration leave it as it was trained."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, key).copy_(getattr(child, key).detach())
+            setattr(module, name, frozen)
+        else:
+            _frozen(child)
+    return module.requires_grad_(False)
+
+
 def _fasterrcnn(num_classes: int, size: int) -> nn.Module:
     """Faster R-CNN with a MobileNetV3-Large FPN, inputs resized to ``size`` (full width: the
     architecture of torchvision's COCO weights)."""
@@ -102,11 +150,13 @@ def _fasterrcnn(num_classes: int, size: int) -> nn.Module:
     )
 
 
-# Name → builder(num_classes, size). ssdlite and fcos are the small detectors trained here;
-# fasterrcnn keeps torchvision's full size (1.0 s per batch of eight 64² images on one thread).
+# Name → builder(num_classes, size). ssdlite and fcos are the small detectors trained here from
+# random initialisation, fcos-cifar on a photo-pretrained frozen backbone; fasterrcnn keeps
+# torchvision's full size (1.0 s per batch of eight 64² images on one thread).
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "ssdlite": _ssdlite,
     "fcos": _fcos,
+    "fcos-cifar": _fcos_cifar,
     "fasterrcnn": _fasterrcnn,
 }
 
