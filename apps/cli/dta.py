@@ -325,8 +325,8 @@ def train_detector_command(
     arch: Annotated[
         str,
         typer.Option(
-            help="ssdlite, fcos (random initialisation), fcos-cifar (on the frozen CIFAR-10 "
-            "trunk) or fasterrcnn."
+            help="ssdlite, fcos (random initialisation), fcos-cifar, retinanet-cifar (on the "
+            "frozen CIFAR-10 trunk) or fasterrcnn."
         ),
     ] = "ssdlite",
     steps: Annotated[

@@ -16,6 +16,7 @@ from torchvision.models.detection import ssdlite
 from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
@@ -102,29 +103,55 @@ def _fcos(num_classes: int, size: int) -> nn.Module:
 CIFAR_TRUNK = SHIPPED_CHECKPOINTS / "object.safetensors"
 
 
-def _fcos_cifar(num_classes: int, size: int) -> nn.Module:
-    """FCOS whose backbone is the CIFAR-10 object trunk, frozen: the offline stand-in for the
-    photo-pretrained backbone of the detectors DTA attacks (none can be downloaded here). Only
-    the pyramid and heads learn the renders. Images are halved first, so that cars come near
-    CIFAR's object scale; the pyramid reads the trunk's stride-4 and stride-8 stages."""
+def _cifar_pyramid() -> BackboneWithFPN:
+    """The CIFAR-10 object trunk, frozen, under a FPN_CHANNELS-wide pyramid on its stride-4 and
+    stride-8 stages (and a max-pooled stride-16 level): the offline stand-in for the
+    photo-pretrained backbones of the detectors DTA attacks (none can be downloaded here)."""
     trunk = load_cifar_trunk(CIFAR_TRUNK)
     body = _frozen(nn.Sequential(trunk.stem, *trunk.blocks))
     # Children: 0 the stem, 1..8 the basic blocks; 6 and 8 end the last two stages.
     widths = [body[k].conv2.out_channels for k in (6, 8)]
-    backbone = BackboneWithFPN(
+    return BackboneWithFPN(
         body, {"6": "0", "8": "1"}, widths, FPN_CHANNELS, extra_blocks=LastLevelMaxPool()
     )
+
+
+def _cifar_input(size: int) -> dict:
+    """Detector options for ``size``² inputs normalised as the CIFAR trunk was trained."""
     cifar = get_dataset_spec("cifar10")
+    return {
+        "min_size": size,
+        "max_size": size,
+        "image_mean": list(cifar.mean),
+        "image_std": list(cifar.std),
+    }
+
+
+def _fcos_cifar(num_classes: int, size: int) -> nn.Module:
+    """FCOS (anchor-free, one point per cell) on the frozen CIFAR pyramid; only the pyramid and
+    heads learn the renders."""
     anchors = AnchorGenerator(sizes=((4,), (8,), (16,)), aspect_ratios=((1.0,),) * 3)
     return detection.FCOS(
-        backbone,
+        _cifar_pyramid(),
         num_classes=num_classes,
-        min_size=size // 2,
-        max_size=size // 2,
-        image_mean=list(cifar.mean),
-        image_std=list(cifar.std),
         anchor_generator=anchors,
         head=FCOSHead(FPN_CHANNELS, 1, num_classes, num_convs=2),
+        **_cifar_input(size),
+    )
+
+
+def _retinanet_cifar(num_classes: int, size: int) -> nn.Module:
+    """RetinaNet (six anchors a cell, focal loss) on the frozen CIFAR pyramid: another detector
+    architecture on the same photo-pretrained features, for transfer."""
+    anchors = AnchorGenerator(
+        sizes=((12, 20), (28, 40), (56, 80)), aspect_ratios=((0.5, 1.0, 2.0),) * 3
+    )
+    return detection.RetinaNet(
+        _cifar_pyramid(),
+        num_classes=num_classes,
+        anchor_generator=anchors,
+        head=RetinaNetHead(FPN_CHANNELS, anchors.num_anchors_per_location()[0], num_classes),
+        **_cifar_input(size),
     )
 
 
@@ -151,12 +178,13 @@ def _fasterrcnn(num_classes: int, size: int) -> nn.Module:
 
 
 # Name → builder(num_classes, size). ssdlite and fcos are the small detectors trained here from
-# random initialisation, fcos-cifar on a photo-pretrained frozen backbone; fasterrcnn keeps
-# torchvision's full size (1.0 s per batch of eight 64² images on one thread).
+# random initialisation, fcos-cifar and retinanet-cifar on a photo-pretrained frozen backbone;
+# fasterrcnn keeps torchvision's full size (1.0 s per batch of eight 64² images on one thread).
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "ssdlite": _ssdlite,
     "fcos": _fcos,
     "fcos-cifar": _fcos_cifar,
+    "retinanet-cifar": _retinanet_cifar,
     "fasterrcnn": _fasterrcnn,
 }
 

@@ -98,11 +98,16 @@ def test_coco_weights_load_from_a_path(tmp_path: Path) -> None:
         torch.testing.assert_close(model.state_dict()[name], tensor)
     with pytest.raises(UserInputError, match="does not fit this architecture"):
         load_coco_weights(build_detector("ssdlite", 32), tmp_path / "coco.pth")
-    with pytest.raises(UnknownNameError, match="valid: fasterrcnn, fcos, fcos-cifar, ssdlite"):
+    with pytest.raises(
+        UnknownNameError, match="valid: fasterrcnn, fcos, fcos-cifar, retinanet-cifar, ssdlite"
+    ):
         build_detector("yolo", 32)
 
 
-@pytest.mark.parametrize("arch", sorted(set(ARCHITECTURES) - {"fcos-cifar"}))
+PHOTO_PRETRAINED = ("fcos-cifar", "retinanet-cifar")
+
+
+@pytest.mark.parametrize("arch", sorted(set(ARCHITECTURES) - set(PHOTO_PRETRAINED)))
 def test_every_randomly_initialised_architecture_trains_its_normalisation(arch: str) -> None:
     # FrozenBatchNorm2d suits pretrained backbones only: from random initialisation the
     # model's output would not depend on its input.
@@ -112,9 +117,12 @@ def test_every_randomly_initialised_architecture_trains_its_normalisation(arch: 
     assert all(p.requires_grad for p in model.backbone.parameters())
 
 
-def test_the_photo_pretrained_detector_trains_around_its_frozen_trunk(scenes: DetectionSet) -> None:
+@pytest.mark.parametrize("arch", PHOTO_PRETRAINED)
+def test_a_photo_pretrained_detector_trains_around_its_frozen_trunk(
+    arch: str, scenes: DetectionSet
+) -> None:
     trunk = load_cifar_trunk(CIFAR_TRUNK)
-    model = build_detector("fcos-cifar", 32)
+    model = build_detector(arch, 32)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
     trained, _ = train_detector(model, scenes, car_label=CAR_LABEL, steps=2, batch_size=4)
