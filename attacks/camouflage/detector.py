@@ -3,6 +3,7 @@ on renderer scenes (or started from COCO weights a user has on disk), and their 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -99,8 +100,11 @@ def _fcos(num_classes: int, size: int) -> nn.Module:
 
 
 # The CIFAR-10 object trunk fedleak's contextual fusion ships (84 % test accuracy): features
-# learnt from real photographs, automobiles and trucks among them.
+# learnt from real photographs, automobiles and trucks among them. The detectors built on it
+# keep it frozen, and their checkpoints leave out its state (keys under TRUNK_KEYS).
 CIFAR_TRUNK = SHIPPED_CHECKPOINTS / "object.safetensors"
+PHOTO_PRETRAINED = ("fcos-cifar", "retinanet-cifar")
+TRUNK_KEYS = "backbone.body."
 
 
 def _cifar_pyramid() -> BackboneWithFPN:
@@ -334,8 +338,13 @@ def car_confidence(model: nn.Module, images: torch.Tensor, car_label: int) -> to
 def save_detector(
     path: Path, model: nn.Module, record: DetectorRecord, run: dict | None = None
 ) -> None:
-    """Write the detector's weights (safetensors) with its record and ``run`` provenance."""
-    save_tensors(path, model.state_dict(), {**asdict(record), "provenance": run or {}})
+    """Write the detector's weights (safetensors) with its record and ``run`` provenance; a
+    photo-pretrained one's frozen trunk is not copied, only the digest of its file."""
+    state, meta = model.state_dict(), {**asdict(record), "provenance": run or {}}
+    if record.arch in PHOTO_PRETRAINED:
+        state = {k: v for k, v in state.items() if not k.startswith(TRUNK_KEYS)}
+        meta["trunk_sha256"] = _digest(CIFAR_TRUNK)
+    save_tensors(path, state, meta)
 
 
 def load_detector(path: Path) -> tuple[nn.Module, DetectorRecord]:
@@ -349,5 +358,14 @@ def load_detector(path: Path) -> tuple[nn.Module, DetectorRecord]:
         raise UserInputError(f"{path} is not a detector checkpoint (no architecture recorded)")
     record = DetectorRecord(**{field.name: meta[field.name] for field in fields(DetectorRecord)})
     model = build_detector(record.arch, record.size, record.num_classes)
+    if record.arch in PHOTO_PRETRAINED:
+        if meta.get("trunk_sha256") != _digest(CIFAR_TRUNK):
+            raise UserInputError(f"{path} was trained on another trunk than {CIFAR_TRUNK}")
+        tensors = {**model.state_dict(), **tensors}
     model.load_state_dict(tensors)
     return model.eval(), record
+
+
+def _digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

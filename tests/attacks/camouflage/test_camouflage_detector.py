@@ -23,6 +23,7 @@ from attacks.camouflage.detector import (
     CAR_LABEL,
     CIFAR_TRUNK,
     COCO_CLASSES,
+    PHOTO_PRETRAINED,
     DetectorRecord,
     build_detector,
     car_confidence,
@@ -34,6 +35,7 @@ from attacks.camouflage.detector import (
 from attacks.camouflage.renderer import render_mask, sample_scene_views
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.models.fusion import load_cifar_trunk
+from fedsim.storage import load_tensors, save_tensors
 
 
 def test_mask_box_bounds_the_mostly_covered_pixels() -> None:
@@ -104,9 +106,6 @@ def test_coco_weights_load_from_a_path(tmp_path: Path) -> None:
         build_detector("yolo", 32)
 
 
-PHOTO_PRETRAINED = ("fcos-cifar", "retinanet-cifar")
-
-
 @pytest.mark.parametrize("arch", sorted(set(ARCHITECTURES) - set(PHOTO_PRETRAINED)))
 def test_every_randomly_initialised_architecture_trains_its_normalisation(arch: str) -> None:
     # FrozenBatchNorm2d suits pretrained backbones only: from random initialisation the
@@ -119,7 +118,7 @@ def test_every_randomly_initialised_architecture_trains_its_normalisation(arch: 
 
 @pytest.mark.parametrize("arch", PHOTO_PRETRAINED)
 def test_a_photo_pretrained_detector_trains_around_its_frozen_trunk(
-    arch: str, scenes: DetectionSet
+    arch: str, scenes: DetectionSet, tmp_path: Path
 ) -> None:
     trunk = load_cifar_trunk(CIFAR_TRUNK)
     model = build_detector(arch, 32)
@@ -136,3 +135,17 @@ def test_a_photo_pretrained_detector_trains_around_its_frozen_trunk(
     body = [name for name in before if name.startswith("backbone.body.")]
     assert body and all(torch.equal(after[name], before[name]) for name in body)
     assert any(not torch.equal(after[name], before[name]) for name in before if name not in body)
+    # Its checkpoint leaves the trunk out and reads it back from the shipped file.
+    record = DetectorRecord(
+        arch=arch, size=32, num_classes=2, car_label=CAR_LABEL, weights="", data_seed=0,
+        steps=2, seed=0, command="test", train_loss=1.0,
+    )  # fmt: skip
+    save_detector(tmp_path / "d.safetensors", trained, record)
+    loaded, _ = load_detector(tmp_path / "d.safetensors")
+    assert not set(body) & set(load_tensors(tmp_path / "d.safetensors")[0])
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, after[name])
+    tensors, meta = load_tensors(tmp_path / "d.safetensors")
+    save_tensors(tmp_path / "other.safetensors", tensors, {**meta, "trunk_sha256": "0" * 64})
+    with pytest.raises(UserInputError, match="trained on another trunk"):
+        load_detector(tmp_path / "other.safetensors")
