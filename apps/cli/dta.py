@@ -34,7 +34,8 @@ T = TypeVar("T")
 DetectorOption = Annotated[
     str,
     typer.Option(
-        help="A shipped detector (ssdlite: the attacked one, fcos: transfer) or a checkpoint "
+        help="A shipped detector (ssdlite: the attacked one, fcos: transfer; fcos-cifar and "
+        "retinanet-cifar: the same pair on a frozen CIFAR-10 trunk) or a checkpoint "
         "from `fedleak dta train-detector`."
     ),
 ]
@@ -550,7 +551,8 @@ def evaluate_command(
     texture: Annotated[
         str,
         typer.Option(
-            help="normal (the reference paint), random, dta (the shipped pattern) or a file."
+            help="normal (the reference paint), random, dta / dta-cifar (the patterns shipped "
+            "against ssdlite / fcos-cifar) or a file."
         ),
     ] = "normal",
     views: Annotated[int, typer.Option(help="Held-out views rendered in Mitsuba.")] = 32,

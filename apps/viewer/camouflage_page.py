@@ -14,11 +14,12 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from safetensors.numpy import load_file
 
-from apps.bench.kinds.camouflage import DETECTION_TEXTURES, EXAMPLES_FILE
+from apps.bench.kinds.camouflage import EXAMPLES_FILE
 from apps.viewer.bench_page import report_section
 from apps.viewer.paths import UnsafePathError, resolve_inside
 from apps.viewer.records import BenchCell, BenchRun
 from apps.viewer.widgets import fmt_db, fmt_number
+from attacks.camouflage.shipped import NAMED_TEXTURES
 
 SHOWN_WIDTH = 256  # pixels a render is enlarged to
 BOX_SCORE = 0.3  # boxes drawn: the detector's car boxes scoring at least this (the best always)
@@ -71,9 +72,7 @@ def ap_table(cells: list[tuple[BenchCell, dict]]) -> pd.DataFrame:
         through = metrics.get("ap50_through_dtn")
         row[config["texture"]] = f"{fmt_number(metrics.get('ap50'))} ({fmt_number(through)})"
     textures = {config["texture"] for _, config in cells}
-    order = [t for t in DETECTION_TEXTURES if t in textures] + sorted(
-        textures - set(DETECTION_TEXTURES)
-    )
+    order = [t for t in NAMED_TEXTURES if t in textures] + sorted(textures - set(NAMED_TEXTURES))
     return pd.DataFrame(list(rows.values()), columns=["detector", "car", *order])
 
 
@@ -82,8 +81,8 @@ def _side_by_side(root: Path, run: BenchRun, cells: list[tuple[BenchCell, dict]]
     names = [f"{detector} · {car}" for detector, car in pairs]
     chosen = pairs[names.index(st.selectbox("detector · car", names, key=f"{run.path}-cam"))]
     textures = {k["texture"]: c for c, k in cells if (k["detector"], k["car"]) == chosen}
-    order = [t for t in DETECTION_TEXTURES if t in textures] + sorted(
-        set(textures) - set(DETECTION_TEXTURES)
+    order = [t for t in NAMED_TEXTURES if t in textures] + sorted(
+        set(textures) - set(NAMED_TEXTURES)
     )
     examples = {t: _examples(root, run, textures[t]) for t in order}
     patterned = [t for t in order if examples[t] and "pattern" in examples[t]]

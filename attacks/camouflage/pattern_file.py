@@ -1,5 +1,5 @@
 """Camouflage patterns on disk (a safetensors tensor and a PNG of the same square texels) and the
-textures ``evaluate`` accepts: the normal paint, a random pattern, the shipped DTA pattern, or a
+textures ``evaluate`` accepts: the normal paint, a random pattern, a shipped DTA pattern, or a
 pattern file."""
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 
 from attacks.camouflage.attack import initial_pattern
-from attacks.camouflage.shipped import SHIPPED_PATTERN
+from attacks.camouflage.shipped import NAMED_TEXTURES, SHIPPED_PATTERNS
 from fedsim.errors import UserInputError
 from fedsim.storage import load_tensors, save_tensors
 
-NAMED_TEXTURES = ("normal", "random", "dta")
 # A pattern is square, (3, n, n) with n in this range (DTA's is 16).
 SIDES = (2, 512)
 
@@ -57,15 +56,15 @@ def load_pattern(path: Path) -> torch.Tensor:
 
 
 def texture_file(spec: str) -> Path | None:
-    """The pattern file a texture ``spec`` reads: the shipped pattern for ``dta``, the path
-    itself for a path, None for ``normal`` and ``random``."""
+    """The pattern file a texture ``spec`` reads: a shipped pattern for its name (``dta``,
+    ``dta-cifar``), the path itself for a path, None for ``normal`` and ``random``."""
     if spec in ("normal", "random"):
         return None
-    path = SHIPPED_PATTERN if spec == "dta" else Path(spec)
+    path = SHIPPED_PATTERNS.get(spec, Path(spec))
     if not path.is_file():
         raise UserInputError(
-            f"unknown texture {spec!r}; valid: normal, random, dta (the shipped pattern), or a "
-            "pattern file (.safetensors or .png, 3×n×n)"
+            f"unknown texture {spec!r}; valid: {', '.join(NAMED_TEXTURES)} (the shipped "
+            "patterns), or a pattern file (.safetensors or .png, 3×n×n)"
         )
     return path
 

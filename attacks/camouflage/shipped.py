@@ -10,13 +10,24 @@ SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 SHIPPED_DTN = SHIPPED_DIR / "dtn.safetensors"
 # The default attack's pattern against the shipped ssdlite (texture ``dta``), with its run.
 SHIPPED_PATTERN = SHIPPED_DIR / "dta-pattern.safetensors"
-# The detector the attack targets, and the one of another architecture its pattern transfers to.
+# Named textures of shipped patterns: ``dta-cifar`` was made against fcos-cifar.
+SHIPPED_PATTERNS = {
+    "dta": SHIPPED_PATTERN,
+    "dta-cifar": SHIPPED_DIR / "dta-pattern-cifar.safetensors",
+}
+# The textures ``evaluate`` and bench cells name (besides a pattern file's path).
+NAMED_TEXTURES = ("normal", "random", *SHIPPED_PATTERNS)
+# The detector the attack targets, and the one of another architecture its pattern transfers to;
+# then the same pair on the frozen, photo-pretrained CIFAR-10 trunk.
 ATTACKED_DETECTOR, TRANSFER_DETECTOR = "ssdlite", "fcos"
+CIFAR_DETECTOR, CIFAR_TRANSFER_DETECTOR = "fcos-cifar", "retinanet-cifar"
 SHIPPED_DETECTORS = {
-    name: SHIPPED_DIR / f"{name}.safetensors" for name in (ATTACKED_DETECTOR, TRANSFER_DETECTOR)
+    name: SHIPPED_DIR / f"{name}.safetensors"
+    for name in (ATTACKED_DETECTOR, TRANSFER_DETECTOR, CIFAR_DETECTOR, CIFAR_TRANSFER_DETECTOR)
 }
 
 
 def detector_path(spec: str) -> Path:
-    """The checkpoint ``spec`` names: a shipped detector's name (ssdlite, fcos) or a file path."""
+    """The checkpoint ``spec`` names: a shipped detector's name (a key of SHIPPED_DETECTORS) or
+    a file path."""
     return SHIPPED_DETECTORS.get(spec, Path(spec))

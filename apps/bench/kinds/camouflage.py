@@ -13,7 +13,7 @@ fidelity to it, on held-out views::
     measure = "dtn"                   # the DTN vs the renderer: SSIM, PSNR, predictions/s
     texture = ["flat", "patterns"]    # held-out flat colours, or textured patterns
 
-Detectors, the DTN and the ``dta`` pattern default to the shipped checkpoints
+Detectors, the DTN and the ``dta`` / ``dta-cifar`` patterns default to the shipped checkpoints
 (:mod:`attacks.camouflage.shipped`); a detector or texture may also be a file path. Each cell
 keeps a few of its images for the viewer in ``examples.safetensors``.
 """
@@ -28,11 +28,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from apps.bench.kinds.base import CellKind, KindCell, KindGrid
+from attacks.camouflage.shipped import NAMED_TEXTURES
 
 EXAMPLES = 4
 """Views per cell kept for the viewer."""
 EXAMPLES_FILE = "examples.safetensors"
-DETECTION_TEXTURES = ("normal", "random", "dta")
 DTN_TEXTURES = ("flat", "patterns")
 FLAT_COLOURS = 4
 """Held-out flat colours per view of a ``flat`` DTN cell (``patterns``: 2 patterns a view)."""
@@ -202,7 +202,7 @@ class CamouflageGrid(KindGrid):
 
     @model_validator(mode="after")
     def _known_textures(self) -> CamouflageGrid:
-        valid = DETECTION_TEXTURES if self.measure == "detection" else DTN_TEXTURES
+        valid = NAMED_TEXTURES if self.measure == "detection" else DTN_TEXTURES
         for texture in self.texture:
             if texture not in valid and not (
                 self.measure == "detection" and Path(texture).is_file()
