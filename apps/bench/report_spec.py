@@ -151,6 +151,10 @@ class ReportSpec(BaseModel):
         both = [name for name in self.column_fields() if name in self.rows]
         if both:
             raise ValueError(f"report.columns {both[0]!r} is also in report.rows")
+        names = [goal.name for goal in self.goals]
+        twice = [name for name in names if names.count(name) > 1]
+        if twice:
+            raise ValueError(f"report goal name {twice[0]!r} is used twice; name each goal apart")
         for goal in self.goals:
             self.medians_of(goal)
             bad = [field for field in goal.where if field not in self.rows]
