@@ -1,5 +1,6 @@
-"""The car detectors DTA attacks: torchvision detection models trained from random initialisation
-on renderer scenes (or started from COCO weights a user has on disk), and their car scores."""
+"""The car detectors DTA attacks: torchvision detection models trained on renderer scenes from
+random initialisation, or around the frozen CIFAR-10 trunk fedleak ships (photo features), or
+started from COCO weights a user has on disk; and their car scores."""
 
 from __future__ import annotations
 
