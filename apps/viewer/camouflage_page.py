@@ -60,6 +60,12 @@ def _config(cell: BenchCell) -> dict:
     return json.loads(cell.config_json or "{}")
 
 
+def _texture_order(textures: set[str]) -> list[str]:
+    """The named textures present in their own order (normal, random, the shipped patterns),
+    then pattern files by name."""
+    return [t for t in NAMED_TEXTURES if t in textures] + sorted(textures - set(NAMED_TEXTURES))
+
+
 def ap_table(cells: list[tuple[BenchCell, dict]]) -> pd.DataFrame:
     """One row per (detector, car), one column per texture: "AP (AP through the DTN)"."""
     rows: dict[tuple[str, str], dict[str, str]] = {}
@@ -71,8 +77,7 @@ def ap_table(cells: list[tuple[BenchCell, dict]]) -> pd.DataFrame:
         )
         through = metrics.get("ap50_through_dtn")
         row[config["texture"]] = f"{fmt_number(metrics.get('ap50'))} ({fmt_number(through)})"
-    textures = {config["texture"] for _, config in cells}
-    order = [t for t in NAMED_TEXTURES if t in textures] + sorted(textures - set(NAMED_TEXTURES))
+    order = _texture_order({config["texture"] for _, config in cells})
     return pd.DataFrame(list(rows.values()), columns=["detector", "car", *order])
 
 
@@ -81,9 +86,7 @@ def _side_by_side(root: Path, run: BenchRun, cells: list[tuple[BenchCell, dict]]
     names = [f"{detector} · {car}" for detector, car in pairs]
     chosen = pairs[names.index(st.selectbox("detector · car", names, key=f"{run.path}-cam"))]
     textures = {k["texture"]: c for c, k in cells if (k["detector"], k["car"]) == chosen}
-    order = [t for t in NAMED_TEXTURES if t in textures] + sorted(
-        set(textures) - set(NAMED_TEXTURES)
-    )
+    order = _texture_order(set(textures))
     examples = {t: _examples(root, run, textures[t]) for t in order}
     patterned = [t for t in order if examples[t] and "pattern" in examples[t]]
     for column, texture in zip(st.columns(len(order)), patterned, strict=False):

@@ -8,11 +8,10 @@ from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 SHIPPED_DTN = SHIPPED_DIR / "dtn.safetensors"
-# The default attack's pattern against the shipped ssdlite (texture ``dta``), with its run.
-SHIPPED_PATTERN = SHIPPED_DIR / "dta-pattern.safetensors"
-# Named textures of shipped patterns: ``dta-cifar`` was made against fcos-cifar.
+# Shipped patterns by texture name, each with its run: ``dta`` is the default attack's against
+# the shipped ssdlite, ``dta-cifar`` was made against fcos-cifar.
 SHIPPED_PATTERNS = {
-    "dta": SHIPPED_PATTERN,
+    "dta": SHIPPED_DIR / "dta-pattern.safetensors",
     "dta-cifar": SHIPPED_DIR / "dta-pattern-cifar.safetensors",
 }
 # The textures ``evaluate`` and bench cells name (besides a pattern file's path).

@@ -38,6 +38,14 @@ from fedsim.models.fusion import load_cifar_trunk
 from fedsim.storage import load_tensors, save_tensors
 
 
+def _record(arch: str, steps: int) -> DetectorRecord:
+    """What a 32² test detector's checkpoint records."""
+    return DetectorRecord(
+        arch=arch, size=32, num_classes=2, car_label=CAR_LABEL, weights="", data_seed=0,
+        steps=steps, seed=0, command="test", train_loss=1.0,
+    )  # fmt: skip
+
+
 def test_mask_box_bounds_the_mostly_covered_pixels() -> None:
     mask = torch.zeros(8, 10)
     mask[2:5, 3:7] = 1.0
@@ -77,10 +85,7 @@ def test_trained_detector_follows_its_input_and_round_trips(
     scenes: DetectionSet, tiny_detector: nn.Module, tmp_path: Path
 ) -> None:
     confidence = car_confidence(tiny_detector, scenes.images[:4], CAR_LABEL).detach()
-    record = DetectorRecord(
-        arch="ssdlite", size=32, num_classes=2, car_label=CAR_LABEL, weights="", data_seed=0,
-        steps=40, seed=0, command="test", train_loss=1.0,
-    )  # fmt: skip
+    record = _record("ssdlite", steps=40)
     save_detector(tmp_path / "d.safetensors", tiny_detector, record)
     loaded, loaded_record = load_detector(tmp_path / "d.safetensors")
 
@@ -136,10 +141,7 @@ def test_a_photo_pretrained_detector_trains_around_its_frozen_trunk(
     assert body and all(torch.equal(after[name], before[name]) for name in body)
     assert any(not torch.equal(after[name], before[name]) for name in before if name not in body)
     # Its checkpoint leaves the trunk out and reads it back from the shipped file.
-    record = DetectorRecord(
-        arch=arch, size=32, num_classes=2, car_label=CAR_LABEL, weights="", data_seed=0,
-        steps=2, seed=0, command="test", train_loss=1.0,
-    )  # fmt: skip
+    record = _record(arch, steps=2)
     save_detector(tmp_path / "d.safetensors", trained, record)
     loaded, _ = load_detector(tmp_path / "d.safetensors")
     assert not set(body) & set(load_tensors(tmp_path / "d.safetensors")[0])
