@@ -74,6 +74,22 @@ def test_the_mask_follows_the_car_not_the_frame(view: View) -> None:
     assert render_mask(far, size=SIZE).sum() < render_mask(near, size=SIZE).sum() / 4
 
 
+def test_the_aov_renders_give_the_threads_back_and_match_one_thread(view: View) -> None:
+    import drjit
+
+    before = drjit.thread_count()
+    drjit.set_thread_count(2)
+    try:
+        two = render_mask(view, size=SIZE), render_surface(view, size=SIZE).uv
+        assert drjit.thread_count() == 2
+        drjit.set_thread_count(1)
+        one = render_mask(view, size=SIZE), render_surface(view, size=SIZE).uv
+    finally:
+        drjit.set_thread_count(before)
+
+    assert all(np.array_equal(a, b) for a, b in zip(two, one, strict=True))
+
+
 def test_a_uniform_pattern_renders_as_its_flat_colour(view: View) -> None:
     colour = (0.8, 0.2, 0.1)
     pattern = np.broadcast_to(np.array(colour, dtype=np.float32), (16, 16, 3))
