@@ -23,7 +23,7 @@ from attacks.camouflage.attack import SCORE_FLOOR, car_score_loss, render_attack
 from attacks.camouflage.detector import car_detections, load_detector
 from attacks.camouflage.evaluation import detect, detection_scores
 from attacks.camouflage.renderer import sample_scene_views
-from attacks.camouflage.shipped import ATTACKED_DETECTOR, SHIPPED_DETECTORS
+from attacks.camouflage.shipped import SCRATCH_DETECTOR, SHIPPED_DETECTORS
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--paint-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, record = load_detector(SHIPPED_DETECTORS[ATTACKED_DETECTOR])
+    model, record = load_detector(SHIPPED_DETECTORS[SCRATCH_DETECTOR])
     model.eval().requires_grad_(False)
     scenes = render_attack_scenes(sample_scene_views(args.views, 0), record.size, spp=8)
     masks = scenes.masks[:, None]

@@ -15,7 +15,7 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from apps.cli.app import JsonFlag, app, stderr, stdout
 from apps.progress import job_bar
-from attacks.camouflage.shipped import ATTACKED_DETECTOR, SHIPPED_DTN, detector_path
+from attacks.camouflage.shipped import CIFAR_DETECTOR, SHIPPED_DTN, detector_path
 from fedsim.errors import UnknownNameError, UserInputError
 
 dta_app = typer.Typer(
@@ -34,9 +34,9 @@ T = TypeVar("T")
 DetectorOption = Annotated[
     str,
     typer.Option(
-        help="A shipped detector (ssdlite: the attacked one, fcos: transfer; fcos-cifar and "
-        "retinanet-cifar: the same pair on a frozen CIFAR-10 trunk) or a checkpoint "
-        "from `fedleak dta train-detector`."
+        help="A shipped detector (fcos-cifar: the one the default attack targets, retinanet-cifar: "
+        "transfer, both on a frozen CIFAR-10 trunk; ssdlite and fcos: a pair learnt from scratch) "
+        "or a checkpoint from `fedleak dta train-detector`."
     ),
 ]
 
@@ -409,21 +409,24 @@ def train_detector_command(
 @dta_app.command("attack")
 def attack_command(
     out: Annotated[Path, typer.Option(help="Folder for the pattern, loss curve and renders.")],
-    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 400,
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 1800,
     dtn: Annotated[
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
-    detector: DetectorOption = ATTACKED_DETECTOR,
-    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 48,
+    detector: DetectorOption = CIFAR_DETECTOR,
+    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 384,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.1,
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the views, jitter and start pattern.")] = 0,
     car: Annotated[str, typer.Option(help="Car of the training views.")] = "sedan",
     tile_m: Annotated[
-        float | None,
-        typer.Option(help="Metres of car surface one repeat of the pattern covers [renderer's]."),
-    ] = None,
+        float,
+        typer.Option(
+            help="Metres of car surface one repeat of the pattern covers (the renderer tiles "
+            "textures every 2 m)."
+        ),
+    ] = 4.5,
     projection: Annotated[
         str,
         typer.Option(
@@ -432,7 +435,7 @@ def attack_command(
     ] = "surface",
     side: Annotated[
         int, typer.Option(help="Texels per side of the square pattern (DTA: 16), 2..512.")
-    ] = 16,
+    ] = 64,
     refine_every: Annotated[
         int,
         typer.Option(
@@ -445,9 +448,11 @@ def attack_command(
     refine_lr: Annotated[float, typer.Option(help="The DTN's learning rate in refreshes.")] = 1e-4,
     as_json: JsonFlag = False,
 ) -> None:
-    """Optimise a square camouflage pattern (16×16 by default) through the DTN against the
-    detector's car scores; with --refine-every, the DTN keeps learning the renderer's renders of
-    the pattern as it changes (written beside it as dtn-refined.safetensors)."""
+    """Optimise a square camouflage pattern through the DTN against the detector's car scores;
+    with no options, the recipe of the shipped dta-cifar pattern (64×64 texels over 4.5 m of the
+    car, 384 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
+    learning the renderer's renders of the pattern as it changes (written beside it as
+    dtn-refined.safetensors)."""
     import torch
 
     from attacks.camouflage.attack import PROJECTIONS, camouflage, render_attack_scenes
@@ -456,12 +461,14 @@ def attack_command(
     from attacks.camouflage.dtn_refinement import DTNRefiner, Refinement
     from attacks.camouflage.figures import plot_curves, save_renders
     from attacks.camouflage.pattern_file import SIDES, save_pattern
-    from attacks.camouflage.renderer import TILE_SIZE_M, sample_scene_views
+    from attacks.camouflage.renderer import sample_scene_views
     from fedsim.provenance import provenance
     from fedsim.storage import write_json
 
     if projection not in PROJECTIONS:
         raise UnknownNameError("projection", projection, PROJECTIONS)
+    if tile_m <= 0:
+        raise UserInputError(f"--tile-m must be positive metres, got {tile_m}")
     if not SIDES[0] <= side <= SIDES[1]:
         raise UserInputError(f"--side must be in {SIDES[0]}..{SIDES[1]} texels, got {side}")
     # Checked before the training views are rendered: a bad setting fails at once.
@@ -470,7 +477,6 @@ def attack_command(
         if refine_every
         else None
     )
-    tile_m = tile_m or TILE_SIZE_M
     dtn_model, dtn_record = load_dtn(dtn)
     detector_model, detector_record = load_detector(detector_path(detector))
     training_views = sample_scene_views(views, seed, car)
@@ -557,7 +563,7 @@ def evaluate_command(
     ] = "normal",
     views: Annotated[int, typer.Option(help="Held-out views rendered in Mitsuba.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the held-out views (and random's noise).")] = 1,
-    detector: DetectorOption = ATTACKED_DETECTOR,
+    detector: DetectorOption = CIFAR_DETECTOR,
     dtn: Annotated[
         Path, typer.Option(help="DTN for ap50_through_dtn [the shipped DTN].")
     ] = SHIPPED_DTN,

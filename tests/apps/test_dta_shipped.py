@@ -44,13 +44,13 @@ def test_the_shipped_models_load_with_their_records() -> None:
     assert set(archs) == {"ssdlite", "fcos", "fcos-cifar", "retinanet-cifar"}
 
 
-@pytest.mark.parametrize("texture", ["normal", "dta"])
+@pytest.mark.parametrize("texture", ["normal", "dta-cifar"])
 def test_evaluate_finds_the_shipped_checkpoints(run_cli, texture: str) -> None:
     code, stdout, err = run_cli(["dta", "evaluate", "--texture", texture, *SMALL])
 
     assert code == 0, err
     scores = _last_json(stdout)
-    assert scores["arch"] == "ssdlite" and scores["dtn"] == str(SHIPPED_DTN)
+    assert scores["arch"] == "fcos-cifar" and scores["dtn"] == str(SHIPPED_DTN)
     assert scores["views"] == 1 and 0 <= scores["ap50"] <= 1
 
 
@@ -75,5 +75,5 @@ def test_attack_finds_the_shipped_checkpoints(run_cli, tmp_path: Path) -> None:
 
     assert code == 0, err
     summary = _last_json(stdout)
-    assert summary["detector"] == "ssdlite" and summary["dtn"] == str(SHIPPED_DTN)
+    assert summary["detector"] == "fcos-cifar" and summary["dtn"] == str(SHIPPED_DTN)
     assert Path(summary["texture"]).is_file()
