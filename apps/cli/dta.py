@@ -414,7 +414,7 @@ def attack_command(
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
     detector: DetectorOption = CIFAR_DETECTOR,
-    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 384,
+    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 768,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.1,
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
@@ -446,11 +446,14 @@ def attack_command(
     refine_views: Annotated[int, typer.Option(min=1, help="Views rendered per refresh.")] = 8,
     refine_steps: Annotated[int, typer.Option(min=1, help="DTN Adam steps per refresh.")] = 20,
     refine_lr: Annotated[float, typer.Option(help="The DTN's learning rate in refreshes.")] = 1e-4,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes rendering the training views (2: both cores).")
+    ] = 2,
     as_json: JsonFlag = False,
 ) -> None:
     """Optimise a square camouflage pattern through the DTN against the detector's car scores;
     with no options, the recipe of the shipped dta-cifar pattern (64×64 texels over 4.5 m of the
-    car, 384 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
+    car, 768 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
     learning the renderer's renders of the pattern as it changes (written beside it as
     dtn-refined.safetensors)."""
     import torch
@@ -482,7 +485,7 @@ def attack_command(
     training_views = sample_scene_views(views, seed, car)
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
-        scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m)
+        scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m, workers)
     refiner = DTNRefiner(dtn_model, scenes, refinement, seed) if refinement else None
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -27,12 +28,14 @@ from attacks.camouflage.dtn import DTN, paste
 from attacks.camouflage.pattern_renders import PATTERN_SIDE, random_pattern
 from attacks.camouflage.renderer import (
     TILE_SIZE_M,
+    Surface,
     View,
     periods_per_width,
     render_image,
     render_mask,
     render_surface,
 )
+from attacks.camouflage.renderer.pool import map_renders
 from attacks.camouflage.texture import Jitter, project_texture, sample_jitter, surface_eta
 from fedsim.errors import UnknownNameError
 
@@ -80,21 +83,33 @@ class AttackResult:
 
 
 def render_attack_scenes(
-    views: list[View], size: int, spp: int, tile_m: float = TILE_SIZE_M
+    views: list[View], size: int, spp: int, tile_m: float = TILE_SIZE_M, workers: int = 1
 ) -> AttackScenes:
     """Render each view in the reference paint with its car mask and painted surface, in
-    Mitsuba."""
-    surfaces = [render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m) for view in views]
-    masks = torch.from_numpy(np.stack([render_mask(view, size) for view in views]))
+    Mitsuba, in ``workers`` processes."""
+    rendered = map_renders(partial(_attack_view, size=size, spp=spp, tile_m=tile_m), views, workers)
+    surfaces, masks, images = zip(*rendered, strict=True)
+    coverage = torch.from_numpy(np.stack(masks))
     return AttackScenes(
-        x_ref=image_batch([render_image(view, None, size, spp) for view in views]),
-        masks=masks,
-        boxes=[mask_box(mask) for mask in masks],
+        x_ref=image_batch(list(images)),
+        masks=coverage,
+        boxes=[mask_box(mask) for mask in coverage],
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
         uv=torch.from_numpy(np.stack([surface.uv for surface in surfaces])),
         paint=torch.from_numpy(np.stack([surface.paint for surface in surfaces])),
         views=views,
         tile_m=tile_m,
+    )
+
+
+def _attack_view(
+    view: View, size: int, spp: int, tile_m: float
+) -> tuple[Surface, np.ndarray, np.ndarray]:
+    """One view's painted surface (supersampled), car mask and reference render."""
+    return (
+        render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m),
+        render_mask(view, size),
+        render_image(view, None, size, spp),
     )
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import metadata
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from attacks.camouflage.renderer import CARS, View, render_image, render_mask, sample_views
+from attacks.camouflage.renderer.pool import map_renders
 from fedsim.errors import UnknownNameError, UserInputError
 from fedsim.provenance import provenance
 from fedsim.storage import load_tensors, save_tensors, write_json
@@ -119,23 +119,13 @@ def render_views(
 ) -> None:
     """Render and write the views ``indices`` of ``config`` into ``out``, calling ``on_view``
     after each; ``workers`` > 1 renders in that many processes, one render thread each."""
-    if workers < 1:
-        raise UserInputError(f"workers must be positive, got {workers}")
     views = sample_views(config.views, config.seed, config.car)
-    if workers == 1 or len(indices) <= 1:
-        for index in indices:
-            _render_and_save(out, config, index, views[index])
-            if on_view:
-                on_view(index)
-        return
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_one_render_thread
-    ) as pool:
-        futures = [pool.submit(_render_and_save, out, config, i, views[i]) for i in indices]
-        for future in futures:
-            index = future.result()
-            if on_view:
-                on_view(index)
+    done = map_renders(
+        partial(_render_and_save, out, config), [(i, views[i]) for i in indices], workers
+    )
+    for index in done:
+        if on_view:
+            on_view(index)
 
 
 def load_triplets(out: Path) -> Triplets:
@@ -181,8 +171,9 @@ _STORAGE = (
 )
 
 
-def _render_and_save(out: Path, config: DatasetConfig, index: int, view: View) -> int:
-    """Render view ``index`` and write its file atomically; return the index."""
+def _render_and_save(out: Path, config: DatasetConfig, indexed: tuple[int, View]) -> int:
+    """Render the ``indexed`` (index, view) and write its file atomically; return the index."""
+    index, view = indexed
     save_tensors(view_path(out, index), _render_record(config, index, view), {"view": asdict(view)})
     return index
 
@@ -204,10 +195,3 @@ def _render_record(config: DatasetConfig, index: int, view: View) -> dict[str, t
 def to_uint8(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) in [0, 1] → (3, H, W) uint8."""
     return torch.from_numpy(np.rint(image.transpose(2, 0, 1) * 255).astype(np.uint8))
-
-
-def _one_render_thread() -> None:
-    """Worker start: one Mitsuba thread per process, so that workers share the cores."""
-    import drjit
-
-    drjit.set_thread_count(1)

@@ -15,6 +15,7 @@ from attacks.camouflage.attack import (
     car_score_loss,
     dtn_images,
     initial_pattern,
+    render_attack_scenes,
 )
 from attacks.camouflage.detector import CAR_LABEL, car_detections
 from attacks.camouflage.dtn import DTN
@@ -22,6 +23,7 @@ from attacks.camouflage.renderer import (
     TILE_SIZE_M,
     periods_per_width,
     render_image,
+    sample_scene_views,
     sample_views,
 )
 
@@ -33,6 +35,15 @@ def _score(pattern: torch.Tensor, detector: nn.Module, dtn: DTN, scenes: AttackS
         images = dtn_images(pattern, dtn, scenes, every, "surface")
         found = car_detections(detector, images, CAR_LABEL)
         return float(car_score_loss(found, scenes.boxes)[0])
+
+
+def test_two_render_processes_give_the_scenes_one_gives(attack_scenes: AttackScenes) -> None:
+    two = render_attack_scenes(sample_scene_views(4, 7), size=32, spp=2, tile_m=0.6, workers=2)
+
+    for field in ("x_ref", "masks", "periods", "uv", "paint"):
+        assert torch.equal(getattr(two, field), getattr(attack_scenes, field)), field
+    assert two.views == attack_scenes.views
+    assert all(torch.equal(a, b) for a, b in zip(two.boxes, attack_scenes.boxes, strict=True))
 
 
 @pytest.mark.parametrize("projection", PROJECTIONS)

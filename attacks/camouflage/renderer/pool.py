@@ -1,0 +1,39 @@
+"""Renders spread over processes: Mitsuba's ``scalar_rgb`` variant renders a view as fast or
+faster on one thread as on two here, so one render thread per process keeps both cores busy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import TypeVar
+
+from fedsim.errors import UserInputError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_renders(fn: Callable[[T], R], items: Sequence[T], workers: int = 1) -> Iterator[R]:
+    """``fn`` of each item, in order, as each is ready; ``workers`` > 1 runs them in that many
+    spawned processes with one render thread each (``fn`` must pickle: a module-level function
+    or a functools.partial of one)."""
+    if workers < 1:
+        raise UserInputError(f"workers must be positive, got {workers}")
+    if workers == 1 or len(items) <= 1:
+        return map(fn, items)
+    return _in_processes(fn, items, workers)
+
+
+def _in_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=one_render_thread
+    ) as pool:
+        yield from pool.map(fn, items)
+
+
+def one_render_thread() -> None:
+    """Worker start: one Mitsuba (Dr.Jit) thread per process, so that workers share the cores."""
+    import drjit
+
+    drjit.set_thread_count(1)
