@@ -414,7 +414,7 @@ def attack_command(
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
     detector: DetectorOption = CIFAR_DETECTOR,
-    views: Annotated[int, typer.Option(help="Training views the loss averages over.")] = 768,
+    views: Annotated[int, typer.Option(min=1, help="Training views the loss averages over.")] = 768,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.1,
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,

@@ -138,6 +138,7 @@ def test_coco_weights_are_wrapped_without_training(
         (["attack", "--out", "{tmp}/a", "--dtn", "{tmp}/none.st"], "no DTN checkpoint at"),
         (["attack", "--out", "{tmp}/a", "--side", "513"], "--side must be in 2..512 texels"),
         (["attack", "--out", "{tmp}/a", "--tile-m", "0"], "--tile-m must be positive metres"),
+        (["attack", "--out", "{tmp}/a", "--views", "0"], "--views"),
         (["attack", "--out", "{tmp}/a", "--refine-every", "-1"], "--refine-every"),
         (
             ["attack", "--out", "{tmp}/a", "--refine-every", "5", "--refine-lr", "0"],
