@@ -1,5 +1,6 @@
-"""Renders spread over processes: Mitsuba's ``scalar_rgb`` variant renders a view as fast or
-faster on one thread as on two here, so one render thread per process keeps both cores busy."""
+"""Renders spread over processes, one render thread each: on these 2 cores two such processes
+render more views per second than one process on two threads (Mitsuba's ``aov`` passes run
+slower on two threads; see render.py's ``_one_thread``)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ def map_renders(fn: Callable[[T], R], items: Sequence[T], workers: int = 1) -> I
 
 def _in_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=one_render_thread
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_one_render_thread
     ) as pool:
         yield from pool.map(fn, items)
 
 
-def one_render_thread() -> None:
+def _one_render_thread() -> None:
     """Worker start: one Mitsuba (Dr.Jit) thread per process, so that workers share the cores."""
     import drjit
 
