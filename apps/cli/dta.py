@@ -579,6 +579,9 @@ def evaluate_command(
             help="Metres of car surface one pattern repeat covers [the pattern's, else renderer's]."
         ),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes rendering the pipeline's reference views.")
+    ] = 2,
     training_views: Annotated[
         bool,
         typer.Option(
@@ -634,6 +637,7 @@ def evaluate_command(
             tile_m=tile_m,
             dtn=dtn_model,
             projection=made.get("projection", "surface"),
+            workers=workers,
         )
     scores = {**judged.scores, "renders_per_s": round(views / judged.render_s, 3)}
     through = scores["ap50_through_dtn"]

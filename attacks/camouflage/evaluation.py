@@ -101,13 +101,16 @@ def evaluate_texture(
     tile_m: float = TILE_SIZE_M,
     dtn: DTN | None = None,
     projection: str = "surface",
+    workers: int = 1,
 ) -> TextureEvaluation:
     """:func:`detection_scores` of ``texture`` (None: the reference paint; else (3, h, w) sRGB,
     one repeat per ``tile_m`` metres) rendered in Mitsuba on ``views``, and
     ``ap50_through_dtn``: the same views' reference renders painted with it by the DTN
     pipeline, laid by ``projection`` jitter-free, with ``dtn_ssim`` and ``dtn_psnr`` (dB) of
-    those pipeline images against the renders (None / absent without a DTN)."""
-    scenes = render_attack_scenes(views, size, spp, tile_m) if dtn is not None else None
+    those pipeline images against the renders (None / absent without a DTN). The pipeline's
+    reference views (three renders each, mostly one-thread AOV passes) render in ``workers``
+    processes."""
+    scenes = render_attack_scenes(views, size, spp, tile_m, workers) if dtn is not None else None
     masks = (
         scenes.masks
         if scenes is not None

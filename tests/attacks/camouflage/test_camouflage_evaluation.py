@@ -69,10 +69,11 @@ def test_a_texture_is_scored_in_the_renderer_and_through_the_dtn(
 ) -> None:
     views = sample_scene_views(3, 11)
 
-    judged = evaluate_texture(
-        tiny_detector, CAR_LABEL, views, resolve_texture("random", 0), size=32, spp=2,
-        dtn=DTN(width=8),
-    )  # fmt: skip
+    dtn, texture = DTN(width=8), resolve_texture("random", 0)
+    judged = evaluate_texture(tiny_detector, CAR_LABEL, views, texture, size=32, spp=2, dtn=dtn)
+    spread = evaluate_texture(
+        tiny_detector, CAR_LABEL, views, texture, size=32, spp=2, dtn=dtn, workers=2
+    )
     without = evaluate_texture(tiny_detector, CAR_LABEL, views, None, size=32, spp=2)
     scores = judged.scores
 
@@ -87,3 +88,6 @@ def test_a_texture_is_scored_in_the_renderer_and_through_the_dtn(
     )
     assert len(judged.found) == len(judged.targets) == 3 and judged.render_s > 0
     assert without.scores["ap50_through_dtn"] is None and without.piped is None
+    # The pipeline's views rendered in two processes are the ones one process renders.
+    assert torch.equal(spread.piped, judged.piped)
+    assert spread.scores == scores
