@@ -435,7 +435,7 @@ def attack_command(
     ] = "surface",
     side: Annotated[
         int, typer.Option(help="Texels per side of the square pattern (DTA: 16), 2..512.")
-    ] = 64,
+    ] = 128,
     refine_every: Annotated[
         int,
         typer.Option(
@@ -452,7 +452,7 @@ def attack_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Optimise a square camouflage pattern through the DTN against the detector's car scores;
-    with no options, the recipe of the shipped dta-cifar pattern (64×64 texels over 4.5 m of the
+    with no options, the recipe of the shipped dta-cifar pattern (128×128 texels over 4.5 m of the
     car, 768 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
     learning the renderer's renders of the pattern as it changes (written beside it as
     dtn-refined.safetensors)."""

@@ -90,13 +90,29 @@ def surface_eta(
 ) -> torch.Tensor:
     """η for a pattern as the renderer lays it: the texel each paint sample shows (``uv``
     (kH, kW, 2), ``paint`` (kH, kW) from render_surface), the pattern's mean colour on the car's
-    other samples, averaged over each pixel's k×k samples (k ≥ 1, as the renderer's pixel filter
-    averages what a pixel sees), times the car ``mask`` (H, W); shape (3, H, W). For a uniform
-    pattern this is flat paint's η."""
-    sampled = sample_texture(pattern, uv)
-    mean = pattern.mean(dim=(1, 2))[:, None, None].expand_as(sampled)
+    other samples, averaged over each pixel's k×k samples (k ≥ 1), times the car ``mask`` (H, W);
+    shape (3, H, W). Lookup and averages are in linear light, as the renderer interpolates its
+    linear bitmap and its box filter averages radiance: texels finer than a pixel blend to the
+    colour the render shows, not to their sRGB mean. For a uniform pattern this is flat paint's
+    η."""
+    linear = _to_linear(pattern)
+    sampled = sample_texture(linear, uv)
+    mean = linear.mean(dim=(1, 2))[:, None, None].expand_as(sampled)
     painted = torch.where(paint.bool(), sampled, mean)
     factor = uv.shape[0] // mask.shape[0]
     if factor > 1:
         painted = F.avg_pool2d(painted[None], factor)[0]
-    return painted * mask
+    return _to_srgb(painted) * mask
+
+
+# The renderer's sRGB transfer function (renderer/render.py works on numpy arrays), here on
+# tensors with gradients: each power is taken on clamped values, so the branch torch.where
+# drops cannot send a NaN gradient through 0 ** (1 / 2.4).
+def _to_linear(srgb: torch.Tensor) -> torch.Tensor:
+    curve = ((srgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(srgb <= 0.04045, srgb / 12.92, curve)
+
+
+def _to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    curve = 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(linear <= 0.0031308, 12.92 * linear.clamp(min=0.0), curve)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from attacks.camouflage.renderer.render import linear_to_srgb, srgb_to_linear
 from attacks.camouflage.texture import (
     Jitter,
     project_texture,
@@ -89,8 +91,10 @@ def test_a_uniform_pattern_paints_the_flat_colours_eta() -> None:
     stripes = torch.zeros(3, 16, 16)
     stripes[:, :, ::2] = 1.0
     off_paint = (paint == 0) & (mask > 0)
+    # Black and white texels blend in linear light, as the renderer blends them: sRGB 0.735.
+    grey = float(linear_to_srgb(np.float32(0.5)))
     torch.testing.assert_close(
-        surface_eta(stripes, uv, paint, mask)[:, off_paint], 0.5 * mask[off_paint].expand(3, -1)
+        surface_eta(stripes, uv, paint, mask)[:, off_paint], grey * mask[off_paint].expand(3, -1)
     )
 
 
@@ -103,4 +107,12 @@ def test_a_finer_surface_grid_is_averaged_per_pixel() -> None:
     fine = surface_eta(pattern, uv, paint, torch.ones(8, 8))
     eta = surface_eta(pattern, uv, paint, mask)
 
-    torch.testing.assert_close(eta, fine.unfold(1, 2, 2).unfold(2, 2, 2).mean((-1, -2)) * mask)
+    linear = torch.from_numpy(srgb_to_linear(fine.numpy()))
+    pooled = linear.unfold(1, 2, 2).unfold(2, 2, 2).mean((-1, -2))
+    torch.testing.assert_close(eta, torch.from_numpy(linear_to_srgb(pooled.numpy())) * mask)
+    # Black texels (sRGB 0) keep finite gradients through the transfer function.
+    dark = pattern.clone()
+    dark[:, ::2] = 0.0
+    dark.requires_grad_(True)
+    surface_eta(dark, uv, paint, mask).sum().backward()
+    assert torch.isfinite(dark.grad).all() and dark.grad.abs().sum() > 0
