@@ -32,7 +32,6 @@ from attacks.camouflage.renderer import (
     View,
     periods_per_width,
     render_image,
-    render_mask,
     render_surface,
 )
 from attacks.camouflage.renderer.pool import map_renders
@@ -106,12 +105,10 @@ def render_attack_scenes(
 def _attack_view(
     view: View, size: int, spp: int, tile_m: float
 ) -> tuple[Surface, np.ndarray, np.ndarray]:
-    """One view's painted surface (supersampled), car mask and reference render."""
-    return (
-        render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m),
-        render_mask(view, size),
-        render_image(view, None, size, spp),
-    )
+    """One view's painted surface (supersampled), car mask (its coverage: one AOV pass for
+    both) and reference render."""
+    surface = render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m)
+    return surface, surface.coverage(SURFACE_SUPERSAMPLE), render_image(view, None, size, spp)
 
 
 def image_batch(images: list[np.ndarray]) -> torch.Tensor:

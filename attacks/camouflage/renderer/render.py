@@ -68,45 +68,46 @@ def render_image(
 def render_mask(view: View, size: int = 128, supersample: int = _MASK_SUPERSAMPLE) -> np.ndarray:
     """The (H, W) fraction of each pixel where the car is the first thing seen (0 or 1 inside),
     measured on a ``supersample``² grid of rays per pixel (1: the pixel centre's ray alone)."""
-    mi = _mitsuba()
     _check_size(size, supersample)
-    side = size * supersample
-    scene_dict = _scene_dict(view, _paint(None), side, 1)
-    scene_dict["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
-    scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
-    scene = mi.load_dict(scene_dict)
-    # shape_index counts scene.shapes() from 1; 0 is a ray that hit nothing.
-    car = [i + 1 for i, shape in enumerate(scene.shapes()) if shape.id().startswith("car_")]
-    with _one_thread():
-        index = np.rint(np.asarray(mi.render(scene, seed=view.seed))[..., 0]).astype(np.int64)
-    hit = np.isin(index, car).astype(np.float32)
-    return hit.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return render_surface(view, size * supersample).coverage(supersample)
 
 
 @dataclass(frozen=True)
 class Surface:
     """Where the paint shows in a view: ``uv`` (H, W, 2) the texture coordinates (in repeats of
-    the texture, u across its columns, v down its rows) at each pixel centre, and ``paint``
-    (H, W) 1 where that centre sees the car's paint, else 0."""
+    the texture, u across its columns, v down its rows) at each pixel centre, ``paint``
+    (H, W) 1 where that centre sees the car's paint, else 0, and ``car`` (H, W) 1 where it sees
+    any part of the car first."""
 
     uv: np.ndarray
     paint: np.ndarray
+    car: np.ndarray
+
+    def coverage(self, supersample: int) -> np.ndarray:
+        """The car's coverage (H / s, W / s) of pixels ``supersample`` times coarser: the share
+        of each one's s × s centres that see it (render_mask's values)."""
+        rows, cols = (side // supersample for side in self.car.shape)
+        return self.car.reshape(rows, supersample, cols, supersample).mean(axis=(1, 3))
 
 
 def render_surface(view: View, size: int = 128, tile_m: float = TILE_SIZE_M) -> Surface:
-    """The painted surface seen through each pixel centre of ``view`` (Mitsuba's ``aov``), its
-    texture coordinates in repeats of ``tile_m`` metres, as render_image lays a pattern."""
+    """The painted surface and the car seen through each pixel centre of ``view`` (one pass of
+    Mitsuba's ``aov`` integrator, rays hitting nothing index 0), the paint's texture coordinates
+    in repeats of ``tile_m`` metres, as render_image lays a pattern."""
     mi = _mitsuba()
     _check_size(size, 1)
     scene_dict = _scene_dict(view, _paint(None), size, 1, tile_m)
     scene_dict["integrator"] = {"type": "aov", "aovs": "uv:uv,index:shape_index"}
     scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
     scene = mi.load_dict(scene_dict)
-    paint = [i + 1 for i, shape in enumerate(scene.shapes()) if shape.id() == "car_paint"]
+    # shape_index counts scene.shapes() from 1; 0 is a ray that hit nothing.
+    ids = [(i + 1, shape.id()) for i, shape in enumerate(scene.shapes())]
     with _one_thread():
         aovs = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
-    on_paint = np.isin(np.rint(aovs[..., 2]).astype(np.int64), paint).astype(np.float32)
-    return Surface(uv=aovs[..., :2] * on_paint[..., None], paint=on_paint)
+    index = np.rint(aovs[..., 2]).astype(np.int64)
+    on_paint = np.isin(index, [i for i, name in ids if name == "car_paint"]).astype(np.float32)
+    car = np.isin(index, [i for i, name in ids if name.startswith("car_")]).astype(np.float32)
+    return Surface(uv=aovs[..., :2] * on_paint[..., None], paint=on_paint, car=car)
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:

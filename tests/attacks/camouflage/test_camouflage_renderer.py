@@ -185,3 +185,6 @@ def test_the_surface_aov_says_which_texel_each_pixel_shows(view: View) -> None:
     assert agreement(checker) > agreement(checker.transpose(1, 0, 2)) + 0.2
     assert np.all(surface.uv[surface.paint == 0] == 0)
     assert np.all(render_mask(view, size=64)[surface.paint == 1] > 0)
+    # The car is its paint and more (glass, wheels); its coverage is the mask's.
+    assert np.all(surface.car[surface.paint == 1] == 1) and surface.car.sum() > surface.paint.sum()
+    np.testing.assert_array_equal(surface.coverage(2), render_mask(view, size=32, supersample=2))
