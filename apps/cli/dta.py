@@ -414,7 +414,7 @@ def attack_command(
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
     detector: DetectorOption = CIFAR_DETECTOR,
-    views: Annotated[int, typer.Option(min=1, help="Training views the loss averages over.")] = 768,
+    views: Annotated[int, typer.Option(min=1, help="Training views the loss averages.")] = 1536,
     batch_size: Annotated[int, typer.Option(min=1, help="Views (with fresh jitter) per step.")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam's learning rate on the logits.")] = 0.1,
     spp: Annotated[int, typer.Option(help="Samples per pixel of the training views.")] = 8,
@@ -453,7 +453,7 @@ def attack_command(
 ) -> None:
     """Optimise a square camouflage pattern through the DTN against the detector's car scores;
     with no options, the recipe of the shipped dta-cifar pattern (128×128 texels over 4.5 m of the
-    car, 768 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
+    car, 1,536 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
     learning the renderer's renders of the pattern as it changes (written beside it as
     dtn-refined.safetensors)."""
     import torch
