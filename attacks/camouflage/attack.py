@@ -28,7 +28,6 @@ from attacks.camouflage.dtn import DTN, paste
 from attacks.camouflage.pattern_renders import PATTERN_SIDE, random_pattern
 from attacks.camouflage.renderer import (
     TILE_SIZE_M,
-    Surface,
     View,
     periods_per_width,
     render_image,
@@ -88,15 +87,15 @@ def render_attack_scenes(
     """Render each view in the reference paint with its car mask and painted surface, in
     Mitsuba, in ``workers`` processes."""
     rendered = map_renders(partial(_attack_view, size=size, spp=spp, tile_m=tile_m), views, workers)
-    surfaces, masks, images = zip(*rendered, strict=True)
+    uvs, paints, masks, images = zip(*rendered, strict=True)
     coverage = torch.from_numpy(np.stack(masks))
     return AttackScenes(
         x_ref=image_batch(list(images)),
         masks=coverage,
         boxes=[mask_box(mask) for mask in coverage],
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
-        uv=torch.from_numpy(np.stack([surface.uv for surface in surfaces])),
-        paint=torch.from_numpy(np.stack([surface.paint for surface in surfaces])),
+        uv=torch.from_numpy(np.stack(uvs)),
+        paint=torch.from_numpy(np.stack(paints)),
         views=views,
         tile_m=tile_m,
     )
@@ -104,11 +103,12 @@ def render_attack_scenes(
 
 def _attack_view(
     view: View, size: int, spp: int, tile_m: float
-) -> tuple[Surface, np.ndarray, np.ndarray]:
-    """One view's painted surface (supersampled), car mask (its coverage: one AOV pass for
-    both) and reference render."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One view's paint texture coordinates and paint flags (supersampled), car mask (their
+    AOV pass's coverage; the fine car flags stay in the worker) and reference render."""
     surface = render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m)
-    return surface, surface.coverage(SURFACE_SUPERSAMPLE), render_image(view, None, size, spp)
+    mask = surface.coverage(SURFACE_SUPERSAMPLE)
+    return surface.uv, surface.paint, mask, render_image(view, None, size, spp)
 
 
 def image_batch(images: list[np.ndarray]) -> torch.Tensor:

@@ -108,7 +108,7 @@ def evaluate_texture(
     ``ap50_through_dtn``: the same views' reference renders painted with it by the DTN
     pipeline, laid by ``projection`` jitter-free, with ``dtn_ssim`` and ``dtn_psnr`` (dB) of
     those pipeline images against the renders (None / absent without a DTN). The pipeline's
-    reference views (three renders each, mostly one-thread AOV passes) render in ``workers``
+    reference views (a one-thread AOV pass and a render each) render in ``workers``
     processes."""
     scenes = render_attack_scenes(views, size, spp, tile_m, workers) if dtn is not None else None
     masks = (
