@@ -4,6 +4,7 @@ box-projected UVs, in metres: x forward, y left, z up, the car centred over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -75,8 +76,10 @@ def car_names() -> list[str]:
     return sorted(CARS)
 
 
-def car_parts(name: str) -> list[MeshPart]:
-    """The named car's parts, one per material, with outward-facing triangles."""
+@cache
+def car_parts(name: str) -> tuple[MeshPart, ...]:
+    """The named car's parts, one per material, with outward-facing triangles (built once per
+    car; every render asks for them)."""
     if name not in CARS:
         raise UnknownNameError("car", name, CARS)
     shape = CARS[name]
@@ -95,11 +98,11 @@ def car_parts(name: str) -> list[MeshPart]:
         for side in (1.0, -1.0):
             y = side * (shape.body_half_width - shape.wheel_width / 2 + 0.04)
             tyres += _cylinder((x, y, shape.wheel_radius), shape.wheel_radius, shape.wheel_width)
-    return [
+    return (
         _part("car_paint", "paint", body + roof),
         _part("car_glass", "glass", glass),
         _part("car_tyres", "tyre", tyres),
-    ]
+    )
 
 
 def _pairs(walls: list) -> list:
@@ -170,7 +173,10 @@ def _outward(triangle: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 def _part(name: str, material: str, triangles: list[np.ndarray]) -> MeshPart:
     vertices = np.concatenate(triangles).astype(np.float32)
-    return MeshPart(name, material, vertices, _box_uvs(vertices))
+    uvs = _box_uvs(vertices)
+    for array in (vertices, uvs):  # shared by every caller of the cached car_parts
+        array.setflags(write=False)
+    return MeshPart(name, material, vertices, uvs)
 
 
 def _box_uvs(vertices: np.ndarray) -> np.ndarray:

@@ -96,14 +96,24 @@ def render_surface(view: View, size: int = 128, tile_m: float = TILE_SIZE_M) -> 
     in repeats of ``tile_m`` metres, as render_image lays a pattern."""
     mi = _mitsuba()
     _check_size(size, 1)
+    rows, cols = _car_window(view, size)
     scene_dict = _scene_dict(view, _paint(None), size, 1, tile_m)
     scene_dict["integrator"] = {"type": "aov", "aovs": "uv:uv,index:shape_index"}
     scene_dict["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
+    # Only the pixels the car's mesh projects to are traced (a quarter of the frame on average):
+    # outside them no centre can see the car, and inside the film crop traces the same rays.
+    scene_dict["sensor"]["film"] |= {
+        "crop_offset_x": cols.start,
+        "crop_offset_y": rows.start,
+        "crop_width": cols.stop - cols.start,
+        "crop_height": rows.stop - rows.start,
+    }
     scene = mi.load_dict(scene_dict)
     # shape_index counts scene.shapes() from 1; 0 is a ray that hit nothing.
     ids = [(i + 1, shape.id()) for i, shape in enumerate(scene.shapes())]
+    aovs = np.zeros((size, size, 3), dtype=np.float32)
     with _one_thread():
-        aovs = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
+        aovs[rows, cols] = np.asarray(mi.render(scene, seed=view.seed), dtype=np.float32)
     index = np.rint(aovs[..., 2]).astype(np.int64)
     on_paint = np.isin(index, [i for i, name in ids if name == "car_paint"]).astype(np.float32)
     car = np.isin(index, [i for i, name in ids if name.startswith("car_")]).astype(np.float32)
@@ -191,11 +201,7 @@ def _scene_dict(view: View, paint: dict, size: int, spp: int, tile_m: float = TI
     repeat of it per ``tile_m`` metres of surface."""
     mi = _mitsuba()
     transform = mi.ScalarTransform4f
-    pitch, yaw = np.radians(view.pitch_deg), np.radians(view.yaw_deg)
-    target = np.array(_CAMERA_TARGET)
-    origin = target + view.distance_m * np.array(
-        [np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)]
-    )
+    target, origin = np.array(_CAMERA_TARGET), _camera_origin(view)
     azimuth, elevation = np.radians(view.sun_azimuth_deg), np.radians(view.sun_elevation_deg)
     to_sun = np.array(
         [
@@ -261,6 +267,42 @@ def _scene_dict(view: View, paint: dict, size: int, spp: int, tile_m: float = TI
         bsdf = mi.load_dict(bsdfs[part.material])
         scene[part.name] = _mesh(mi, part.name, part.vertices, part.uvs / tile_m, bsdf)
     return scene
+
+
+def _camera_origin(view: View) -> np.ndarray:
+    """Where the camera of ``view`` stands, looking at _CAMERA_TARGET (metres)."""
+    pitch, yaw = np.radians(view.pitch_deg), np.radians(view.yaw_deg)
+    return np.array(_CAMERA_TARGET) + view.distance_m * np.array(
+        [np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)]
+    )
+
+
+def _car_window(view: View, size: int) -> tuple[slice, slice]:
+    """(rows, columns) of the ``size``² pixels whose centres may see the car in ``view``: the box
+    around its mesh's vertices projected through the camera (as Mitsuba's ``look_at`` and
+    perspective sensor lay them: x to the left, y up, z forward, ``fov`` across), a pixel wider
+    each way; the whole frame if any vertex is not in front of the camera."""
+    origin = _camera_origin(view)
+    forward = np.array(_CAMERA_TARGET) - origin
+    forward /= np.linalg.norm(forward)
+    left = np.cross([0.0, 0.0, 1.0], forward)
+    left /= np.linalg.norm(left)
+    up = np.cross(forward, left)
+    offsets = np.concatenate([part.vertices for part in car_parts(view.car)]) - origin
+    depth = offsets @ forward
+    if depth.min() <= 1e-3:
+        return slice(0, size), slice(0, size)
+    half = np.tan(np.radians(_FOV_DEG / 2))
+    # Image coordinates in pixels (column right, row down), pixel centres at +0.5.
+    columns = size * (0.5 - 0.5 * (offsets @ left) / (depth * half))
+    rows = size * (0.5 - 0.5 * (offsets @ up) / (depth * half))
+
+    def span(values: np.ndarray) -> slice:
+        low = int(np.clip(np.floor(values.min() - 0.5) - 1, 0, size - 1))
+        high = int(np.clip(np.ceil(values.max() - 0.5) + 2, low + 1, size))
+        return slice(low, high)
+
+    return span(rows), span(columns)
 
 
 def _distractor_shape(mi, distractor: Distractor) -> dict:  # noqa: ANN001

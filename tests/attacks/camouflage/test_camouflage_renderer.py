@@ -19,6 +19,7 @@ from attacks.camouflage.renderer import (
     render_view,
     sample_views,
 )
+from attacks.camouflage.renderer.render import _scene_dict
 from attacks.camouflage.texture import sample_texture
 from fedsim.errors import UserInputError
 
@@ -72,6 +73,31 @@ def test_the_mask_follows_the_car_not_the_frame(view: View) -> None:
     near, far = view, dataclasses.replace(view, distance_m=15.0)
 
     assert render_mask(far, size=SIZE).sum() < render_mask(near, size=SIZE).sum() / 4
+
+
+def test_the_surface_pass_traces_only_around_the_car_and_misses_none_of_it() -> None:
+    """render_surface traces the pixels the car's mesh projects to; a full-frame pass of the
+    same scene sees the car nowhere else and the same shape at every pixel."""
+    import mitsuba as mi
+
+    views = [
+        dataclasses.replace(view, distance_m=distance)
+        for car in car_names()
+        for view in sample_views(3, seed=11, car=car)
+        for distance in (5.0, 15.0)
+    ]
+    for view in views:
+        surface = render_surface(view, size=96)
+        scene = _scene_dict(view, {"type": "rgb", "value": [0.5] * 3}, 96, 1)
+        scene["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
+        scene["sensor"]["sampler"] = {"type": "stratified", "sample_count": 1, "jitter": False}
+        loaded = mi.load_dict(scene)
+        index = np.rint(np.asarray(mi.render(loaded))[..., 0]).astype(int)
+        ids = [i + 1 for i, shape in enumerate(loaded.shapes()) if shape.id().startswith("car_")]
+
+        np.testing.assert_array_equal(surface.car, np.isin(index, ids))
+    # Some views put the car over much of the frame, up to its edges.
+    assert max(render_surface(v, size=SIZE).car.mean() for v in views) > 0.3
 
 
 def test_the_aov_renders_give_the_threads_back_and_match_one_thread(view: View) -> None:
