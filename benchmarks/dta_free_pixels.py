@@ -17,7 +17,6 @@ import argparse
 import json
 
 import torch
-import torch.nn.functional as F
 
 from attacks.camouflage.attack import SCORE_FLOOR, car_score_loss, render_attack_scenes
 from attacks.camouflage.detector import car_detections, load_detector
@@ -38,9 +37,8 @@ def main() -> None:
     model.eval().requires_grad_(False)
     scenes = render_attack_scenes(sample_scene_views(args.views, 0), record.size, spp=8)
     masks = scenes.masks[:, None]
-    if args.paint_only:  # the paint's share of each pixel, from the 2× supersampled surface
-        factor = scenes.paint.shape[-1] // scenes.masks.shape[-1]
-        masks = masks * F.avg_pool2d(scenes.paint[:, None].float(), factor)
+    if args.paint_only:  # the paint's share of each pixel, from the supersampled surface
+        masks = masks * torch.stack([paint.share for paint in scenes.paint])[:, None]
     logits = torch.logit(scenes.x_ref.clamp(0.02, 0.98)).requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=0.1)
     for step in range(args.steps + 1):

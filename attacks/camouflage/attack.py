@@ -34,7 +34,14 @@ from attacks.camouflage.renderer import (
     render_surface,
 )
 from attacks.camouflage.renderer.pool import map_renders
-from attacks.camouflage.texture import Jitter, project_texture, sample_jitter, surface_eta
+from attacks.camouflage.texture import (
+    Jitter,
+    PaintSamples,
+    paint_samples,
+    project_texture,
+    sample_jitter,
+    surface_etas,
+)
 from fedsim.errors import UnknownNameError
 
 # The plane projection's jitter scale is drawn within this factor of the renderer's own tiling.
@@ -56,15 +63,14 @@ class AttackScenes:
     """The views the attack sees: ``x_ref`` (V, 3, H, W) sRGB in [0, 1] rendered in the
     reference paint (also x_orig, the scene around the car), ``masks`` (V, H, W) car coverage,
     ``periods`` (V,) texture repeats per image width as the renderer tiles them, one repeat
-    per ``tile_m`` metres of the car's surface, and the paint's texture coordinates ``uv``
-    (V, kH, kW, 2) in those repeats where ``paint`` (V, kH, kW) is 1, k = SURFACE_SUPERSAMPLE;
+    per ``tile_m`` metres of the car's surface, each view's ``paint`` samples (texture
+    coordinates in those repeats, on a grid SURFACE_SUPERSAMPLE times finer than the image);
     ``boxes`` each view's true car box (B, 4) xyxy pixels, B ≤ 1."""
 
     x_ref: torch.Tensor
     masks: torch.Tensor
     periods: torch.Tensor
-    uv: torch.Tensor
-    paint: torch.Tensor
+    paint: list[PaintSamples]
     boxes: list[torch.Tensor]
     views: list[View]
     tile_m: float
@@ -87,15 +93,14 @@ def render_attack_scenes(
     """Render each view in the reference paint with its car mask and painted surface, in
     Mitsuba, in ``workers`` processes."""
     rendered = map_renders(partial(_attack_view, size=size, spp=spp, tile_m=tile_m), views, workers)
-    uvs, paints, masks, images = zip(*rendered, strict=True)
+    paints, masks, images = zip(*rendered, strict=True)
     coverage = torch.from_numpy(np.stack(masks))
     return AttackScenes(
         x_ref=image_batch(list(images)),
         masks=coverage,
         boxes=[mask_box(mask) for mask in coverage],
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
-        uv=torch.from_numpy(np.stack(uvs)),
-        paint=torch.from_numpy(np.stack(paints)),
+        paint=list(paints),
         views=views,
         tile_m=tile_m,
     )
@@ -103,12 +108,15 @@ def render_attack_scenes(
 
 def _attack_view(
     view: View, size: int, spp: int, tile_m: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One view's paint texture coordinates and paint flags (supersampled), car mask (their
-    AOV pass's coverage; the fine car flags stay in the worker) and reference render."""
+) -> tuple[PaintSamples, np.ndarray, np.ndarray]:
+    """One view's paint samples (supersampled), car mask (their AOV pass's coverage; the fine
+    grid stays in the worker) and reference render."""
     surface = render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m)
+    paint = paint_samples(
+        torch.from_numpy(surface.uv), torch.from_numpy(surface.paint), SURFACE_SUPERSAMPLE
+    )
     mask = surface.coverage(SURFACE_SUPERSAMPLE)
-    return surface.uv, surface.paint, mask, render_image(view, None, size, spp)
+    return paint, mask, render_image(view, None, size, spp)
 
 
 def image_batch(images: list[np.ndarray]) -> torch.Tensor:
@@ -141,9 +149,7 @@ def project(
     if projection not in PROJECTIONS:
         raise UnknownNameError("projection", projection, PROJECTIONS)
     if projection == "surface":
-        return torch.stack(
-            [surface_eta(pattern, scenes.uv[i], scenes.paint[i], scenes.masks[i]) for i in chosen]
-        )
+        return surface_etas(pattern, [scenes.paint[i] for i in chosen], scenes.masks[chosen])
     periods = scenes.periods[chosen]
     jitters = view_jitters(generator, periods) if generator else rest_jitters(periods)
     return torch.stack(
@@ -214,13 +220,16 @@ def camouflage(
     """Optimise a ``side``×``side`` pattern for ``steps`` Adam steps, each on ``batch_size``
     training views drawn with replacement (under fresh jitter for the plane projection); the
     pattern is sigmoid(logits), so stays in [0, 1]. ``progress(step, score)`` follows each step,
-    then ``refine(step, pattern)`` (e.g. a dtn_refinement.DTNRefiner, which may change the DTN)."""
+    then ``refine(step, pattern)`` (e.g. a dtn_refinement.DTNRefiner, which may change the DTN).
+    Leaves ``dtn`` and ``detector`` frozen, in eval mode, their weights channels-last."""
     generator = torch.Generator().manual_seed(seed)
     start = initial_pattern(seed, side).clamp(0.02, 0.98)
     logits = torch.logit(start).requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
-    dtn.eval().requires_grad_(False)
-    detector.eval().requires_grad_(False)
+    # Both networks' weights go channels-last, oneDNN's fast layout for CPU convolutions: a step
+    # of 8 views at 128² takes 0.40 s instead of 0.45 s here (the same arithmetic, reordered).
+    for model in (dtn, detector):
+        model.eval().requires_grad_(False).to(memory_format=torch.channels_last)
     losses, scores = [], []
     for step in range(1, steps + 1):
         chosen = torch.randint(len(scenes.views), (batch_size,), generator=generator)

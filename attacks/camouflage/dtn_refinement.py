@@ -19,7 +19,7 @@ from attacks.camouflage.attack import AttackScenes, image_batch
 from attacks.camouflage.dtn import DTN
 from attacks.camouflage.dtn_training import car_mse
 from attacks.camouflage.renderer import render_image
-from attacks.camouflage.texture import surface_eta
+from attacks.camouflage.texture import surface_etas
 from fedsim.errors import UserInputError
 
 
@@ -86,10 +86,8 @@ class DTNRefiner:
                 for i in chosen
             ]
         )
-        return [
-            (i, surface_eta(pattern, scenes.uv[i], scenes.paint[i], scenes.masks[i]), render)
-            for i, render in zip(chosen, renders, strict=True)
-        ]
+        etas = surface_etas(pattern, [scenes.paint[i] for i in chosen], scenes.masks[chosen])
+        return list(zip(chosen, etas, renders, strict=True))
 
     def _error(self, triplets: list[tuple[int, torch.Tensor, torch.Tensor]]) -> float:
         with torch.no_grad():

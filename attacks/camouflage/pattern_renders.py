@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from attacks.camouflage.renderer import View, render_image, render_mask, render_surface
-from attacks.camouflage.texture import surface_eta
+from attacks.camouflage.texture import paint_samples, surface_etas
 
 PATTERN_SIDE = 16
 
@@ -46,14 +46,14 @@ def render_patterns(
         rng = np.random.default_rng([seed, index, PATTERN_SIDE])
         mask = torch.from_numpy(render_mask(view, size))
         surface = render_surface(view, size)
-        uv, paint = torch.from_numpy(surface.uv), torch.from_numpy(surface.paint)
+        paint = paint_samples(torch.from_numpy(surface.uv), torch.from_numpy(surface.paint), 1)
         x_ref.append(_chw(render_image(view, None, size, spp)))
         masks.append(mask)
         for _ in range(patterns):
             pattern = random_pattern(rng)
             chw = _chw(pattern)
             drawn.append(chw)
-            etas.append(surface_eta(chw, uv, paint, mask))
+            etas.append(surface_etas(chw, [paint], mask[None])[0])
             renders.append(_chw(render_image(view, pattern, size, spp)))
     per_view = (len(views), patterns)
     return PatternRenders(

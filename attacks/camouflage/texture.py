@@ -5,6 +5,7 @@ gives; both differentiable in the pattern (``grid_sample`` with wrapped seams)."
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,24 +86,52 @@ def _pattern_coordinates(
     return torch.stack([u, v], dim=-1).remainder(1.0)
 
 
-def surface_eta(
-    pattern: torch.Tensor, uv: torch.Tensor, paint: torch.Tensor, mask: torch.Tensor
+@dataclass(frozen=True)
+class PaintSamples:
+    """Where a view's image shows the car's paint, read on a grid ``factor`` times finer than
+    its pixels (a render_surface of factor × the image's side): ``uv`` (P, 2) the texture
+    coordinates, wrapped to [0, 1), of the P fine samples that see the paint, ``pixel`` (P,) the
+    flat index of the image pixel each lies in, and ``share`` (H, W) each pixel's fraction of
+    samples on the paint."""
+
+    uv: torch.Tensor
+    pixel: torch.Tensor
+    share: torch.Tensor
+    factor: int
+
+
+def paint_samples(uv: torch.Tensor, paint: torch.Tensor, factor: int) -> PaintSamples:
+    """The paint samples of a render_surface's ``uv`` (kH, kW, 2) and ``paint`` (kH, kW) flags,
+    k = ``factor``: only the samples on the paint, the rest of the grid is dropped."""
+    rows, cols = torch.nonzero(paint.bool(), as_tuple=True)
+    return PaintSamples(
+        uv=uv[rows, cols].float().remainder(1.0),
+        pixel=(rows // factor) * (paint.shape[1] // factor) + cols // factor,
+        share=F.avg_pool2d(paint[None].float(), factor)[0],
+        factor=factor,
+    )
+
+
+def surface_etas(
+    pattern: torch.Tensor, samples: Sequence[PaintSamples], masks: torch.Tensor
 ) -> torch.Tensor:
-    """η for a pattern as the renderer lays it: the texel each paint sample shows (``uv``
-    (kH, kW, 2), ``paint`` (kH, kW) from render_surface), the pattern's mean colour on the car's
-    other samples, averaged over each pixel's k×k samples (k ≥ 1), times the car ``mask`` (H, W);
-    shape (3, H, W). Lookup and averages are in linear light, as the renderer interpolates its
-    linear bitmap and its box filter averages radiance: texels finer than a pixel blend to the
-    colour the render shows, not to their sRGB mean. For a uniform pattern this is flat paint's
-    η."""
+    """η (N, 3, H, W) for a pattern as the renderer lays it on N views: the texel each paint
+    sample of a view shows (``samples``, all of one factor k), the pattern's mean colour on the
+    view's other fine samples, averaged over each pixel's k×k samples, times the car ``masks``
+    (N, H, W). Lookup and averages are in linear light, as the renderer interpolates its linear
+    bitmap and its box filter averages radiance: texels finer than a pixel blend to the colour
+    the render shows, not to their sRGB mean. For a uniform pattern this is flat paint's η."""
+    (factor,) = {sample.factor for sample in samples}
+    count, (height, width) = len(samples), masks.shape[-2:]
     linear = _to_linear(pattern)
-    sampled = sample_texture(linear, uv)
-    mean = linear.mean(dim=(1, 2))[:, None, None].expand_as(sampled)
-    painted = torch.where(paint.bool(), sampled, mean)
-    factor = uv.shape[0] // mask.shape[0]
-    if factor > 1:
-        painted = F.avg_pool2d(painted[None], factor)[0]
-    return _to_srgb(painted) * mask
+    uv = torch.cat([sample.uv for sample in samples])
+    pixel = torch.cat([sample.pixel + view * height * width for view, sample in enumerate(samples)])
+    share = torch.stack([sample.share for sample in samples]).reshape(1, -1)
+    # One bilinear lookup for every view's paint samples, summed into their pixels.
+    sampled = _sample_wrapped(linear, uv[None])[:, 0]
+    summed = linear.new_zeros(3, count * height * width).index_add(1, pixel, sampled)
+    painted = summed / factor**2 + linear.mean(dim=(1, 2))[:, None] * (1 - share)
+    return _to_srgb(painted.reshape(3, count, height, width).transpose(0, 1)) * masks[:, None]
 
 
 # The renderer's sRGB transfer function (renderer/render.py works on numpy arrays), here on

@@ -8,10 +8,11 @@ import torch
 from attacks.camouflage.renderer.render import linear_to_srgb, srgb_to_linear
 from attacks.camouflage.texture import (
     Jitter,
+    paint_samples,
     project_texture,
     sample_jitter,
     sample_texture,
-    surface_eta,
+    surface_etas,
     tile_pattern,
 )
 
@@ -86,7 +87,7 @@ def test_a_uniform_pattern_paints_the_flat_colours_eta() -> None:
     mask = torch.clamp(paint + (torch.rand(8, 8) > 0.5).float() * 0.5, max=1.0)
     uniform = colour[:, None, None].expand(3, 16, 16)
 
-    eta = surface_eta(uniform, uv, paint, mask)
+    eta = surface_etas(uniform, [paint_samples(uv, paint, 1)], mask[None])[0]
     torch.testing.assert_close(eta, colour[:, None, None] * mask)
     stripes = torch.zeros(3, 16, 16)
     stripes[:, :, ::2] = 1.0
@@ -94,7 +95,8 @@ def test_a_uniform_pattern_paints_the_flat_colours_eta() -> None:
     # Black and white texels blend in linear light, as the renderer blends them: sRGB 0.735.
     grey = float(linear_to_srgb(np.float32(0.5)))
     torch.testing.assert_close(
-        surface_eta(stripes, uv, paint, mask)[:, off_paint], grey * mask[off_paint].expand(3, -1)
+        surface_etas(stripes, [paint_samples(uv, paint, 1)], mask[None])[0][:, off_paint],
+        grey * mask[off_paint].expand(3, -1),
     )
 
 
@@ -104,8 +106,8 @@ def test_a_finer_surface_grid_is_averaged_per_pixel() -> None:
     paint = (torch.rand(8, 8) > 0.3).float()
     mask = torch.rand(4, 4)
 
-    fine = surface_eta(pattern, uv, paint, torch.ones(8, 8))
-    eta = surface_eta(pattern, uv, paint, mask)
+    fine = surface_etas(pattern, [paint_samples(uv, paint, 1)], torch.ones(1, 8, 8))[0]
+    eta = surface_etas(pattern, [paint_samples(uv, paint, 2)], mask[None])[0]
 
     linear = torch.from_numpy(srgb_to_linear(fine.numpy()))
     pooled = linear.unfold(1, 2, 2).unfold(2, 2, 2).mean((-1, -2))
@@ -114,5 +116,17 @@ def test_a_finer_surface_grid_is_averaged_per_pixel() -> None:
     dark = pattern.clone()
     dark[:, ::2] = 0.0
     dark.requires_grad_(True)
-    surface_eta(dark, uv, paint, mask).sum().backward()
+    surface_etas(dark, [paint_samples(uv, paint, 2)], mask[None]).sum().backward()
     assert torch.isfinite(dark.grad).all() and dark.grad.abs().sum() > 0
+
+
+def test_views_read_together_as_each_alone() -> None:
+    pattern = torch.rand(3, 16, 16)
+    surfaces = [(torch.rand(8, 8, 2) * 4, (torch.rand(8, 8) > 0.3).float()) for _ in range(3)]
+    masks = torch.rand(3, 4, 4)
+
+    together = surface_etas(pattern, [paint_samples(uv, paint, 2) for uv, paint in surfaces], masks)
+
+    for view, (uv, paint) in enumerate(surfaces):
+        alone = surface_etas(pattern, [paint_samples(uv, paint, 2)], masks[view : view + 1])
+        torch.testing.assert_close(together[view], alone[0])
