@@ -409,7 +409,7 @@ def train_detector_command(
 @dta_app.command("attack")
 def attack_command(
     out: Annotated[Path, typer.Option(help="Folder for the pattern, loss curve and renders.")],
-    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 1800,
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps on the pattern.")] = 1500,
     dtn: Annotated[
         Path, typer.Option(help="Checkpoint from `fedleak dta train-dtn` [the shipped DTN].")
     ] = SHIPPED_DTN,
@@ -453,7 +453,7 @@ def attack_command(
 ) -> None:
     """Optimise a square camouflage pattern through the DTN against the detector's car scores;
     with no options, the recipe of the shipped dta-cifar pattern (128×128 texels over 4.5 m of the
-    car, 1,536 views, 1,800 steps, against fcos-cifar); with --refine-every, the DTN keeps
+    car, 1,536 views, 1,500 steps, against fcos-cifar); with --refine-every, the DTN keeps
     learning the renderer's renders of the pattern as it changes (written beside it as
     dtn-refined.safetensors)."""
     import torch
@@ -486,6 +486,7 @@ def attack_command(
     started = time.perf_counter()
     with stderr.status(f"rendering {views} training views"):
         scenes = render_attack_scenes(training_views, dtn_record.size, spp, tile_m, workers)
+    render_s = time.perf_counter() - started
     refiner = DTNRefiner(dtn_model, scenes, refinement, seed) if refinement else None
     with _bar("attack", "car score {task.fields[loss]:.3g}") as bar:
         task = bar.add_task("attack", total=steps, loss=float("nan"))
@@ -524,6 +525,7 @@ def attack_command(
         "initial_car_score": result.scores[0],
         "steps": steps,
         "wall_s": round(wall_s, 3),
+        "render_s": round(render_s, 3),  # of wall_s, rendering the training views
         "view_seed": seed,
         "views": views,
         "car": car,

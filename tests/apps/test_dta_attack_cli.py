@@ -49,6 +49,7 @@ def test_attack_then_evaluate(world: dict[str, Path], tmp_path: Path, run_cli) -
 
     assert code == 0
     assert {"texture", "loss", "steps", "wall_s"} <= attack.keys() and attack["steps"] == 2
+    assert 0 < attack["render_s"] < attack["wall_s"]
     assert load_pattern(Path(attack["texture"])).shape == (3, 24, 24) and attack["side"] == 24
     for name in ("pattern.png", "loss.json", "loss.png", "renders.png", "attack.json"):
         assert (tmp_path / "a" / name).is_file()
