@@ -95,16 +95,12 @@ def render_attack_scenes(
     rendered = map_renders(partial(_attack_view, size=size, spp=spp, tile_m=tile_m), views, workers)
     paints, masks, images = zip(*rendered, strict=True)
     coverage = torch.from_numpy(np.stack(masks))
-    paint = [
-        PaintSamples(*(torch.from_numpy(array) for array in arrays), factor=SURFACE_SUPERSAMPLE)
-        for arrays in paints
-    ]
     return AttackScenes(
         x_ref=image_batch(list(images)),
         masks=coverage,
         boxes=[mask_box(mask) for mask in coverage],
         periods=torch.tensor([periods_per_width(view, tile_m) for view in views]),
-        paint=paint,
+        paint=list(paints),
         views=views,
         tile_m=tile_m,
     )
@@ -112,17 +108,14 @@ def render_attack_scenes(
 
 def _attack_view(
     view: View, size: int, spp: int, tile_m: float
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-    """One view's paint samples (uv, pixel, share; supersampled), car mask (their AOV pass's
-    coverage; the fine grid stays in the worker) and reference render, all numpy: tensors
-    would leave a worker through shared memory, which containers cap (Docker: 64 MB)."""
+) -> tuple[PaintSamples, np.ndarray, np.ndarray]:
+    """One view's paint samples (supersampled), car mask (their AOV pass's coverage; the fine
+    grid stays in the worker) and reference render."""
     surface = render_surface(view, SURFACE_SUPERSAMPLE * size, tile_m)
     paint = paint_samples(
         torch.from_numpy(surface.uv), torch.from_numpy(surface.paint), SURFACE_SUPERSAMPLE
     )
-    mask = surface.coverage(SURFACE_SUPERSAMPLE)
-    arrays = (paint.uv.numpy(), paint.pixel.numpy(), paint.share.numpy())
-    return arrays, mask, render_image(view, None, size, spp)
+    return paint, surface.coverage(SURFACE_SUPERSAMPLE), render_image(view, None, size, spp)
 
 
 def image_batch(images: list[np.ndarray]) -> torch.Tensor:

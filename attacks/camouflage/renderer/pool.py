@@ -4,8 +4,10 @@ slower on two threads; see render.py's ``_one_thread``)."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from typing import TypeVar
 
@@ -30,7 +32,14 @@ def _in_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Ite
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_one_render_thread
     ) as pool:
-        yield from pool.map(fn, items)
+        for payload in pool.map(partial(_pickled, fn), items):
+            yield pickle.loads(payload)
+
+
+def _pickled(fn: Callable[[T], R], item: T) -> bytes:
+    """``fn(item)`` by plain pickle: multiprocessing's own pickler hands torch tensors over
+    through shared memory, which containers cap (Docker: 64 MB, under a thousand views' paint)."""
+    return pickle.dumps(fn(item), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _one_render_thread() -> None:

@@ -11,7 +11,6 @@ from attacks.camouflage.attack import (
     PROJECTIONS,
     SCORE_FLOOR,
     AttackScenes,
-    _attack_view,
     camouflage,
     car_score_loss,
     dtn_images,
@@ -45,15 +44,11 @@ def test_two_render_processes_give_the_scenes_one_gives(attack_scenes: AttackSce
         assert torch.equal(getattr(two, field), getattr(attack_scenes, field)), field
     for a, b in zip(two.paint, attack_scenes.paint, strict=True):
         assert all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("uv", "pixel", "share"))
+        # Tensors from the workers come by plain pickle, not through shared memory (which
+        # Docker caps at 64 MB).
+        assert not any(getattr(a, k).is_shared() for k in ("uv", "pixel", "share"))
     assert two.views == attack_scenes.views
     assert all(torch.equal(a, b) for a, b in zip(two.boxes, attack_scenes.boxes, strict=True))
-
-
-def test_a_render_worker_sends_back_arrays_not_tensors() -> None:
-    # Tensors pickled between processes go through shared memory, which Docker caps at 64 MB.
-    paint, mask, image = _attack_view(sample_scene_views(1, 7)[0], size=16, spp=1, tile_m=0.6)
-
-    assert all(isinstance(array, np.ndarray) for array in (*paint, mask, image))
 
 
 @pytest.mark.parametrize("projection", PROJECTIONS)
