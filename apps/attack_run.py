@@ -29,6 +29,7 @@ from attacks.defense_replay import replayed_defenses
 from attacks.engine import ProgressCallback
 from attacks.generators import generator_for
 from attacks.matching import batch_norm_targets
+from attacks.presets import PRESETS
 from attacks.reconstruction import Reconstruction
 from defenses.fedsgd import defend_gradient, defended_model_spec
 from defenses.specs import parse_defenses
@@ -259,7 +260,8 @@ def _attack_and_report(
             observation.dataset, observation.model.image_shape, settings.generator
         )
     elif settings.generator is not None:
-        raise UserInputError(f"--generator applies to gifd and gan-latent, not {settings.attack}")
+        searching = ", ".join(n for n, c in PRESETS.items() if c.search == "generator")
+        raise UserInputError(f"--generator applies to {searching}, not {settings.attack}")
     attack = GradientInversion(
         attack_config, device=device, seed=settings.seed, progress=progress, generator=generator
     )

@@ -49,6 +49,11 @@ class AttackConfig(BaseModel):
         description="l1 radius of a stage's feature change, relative to the l1 norm "
         "of the stage's starting feature map",
     )
+    pixel_stage: bool = Field(
+        False,
+        description="after the last generator stage, search the image itself, boxed, from "
+        "that stage's output (a generator search only)",
+    )
     image_norm_weight: float = Field(0.0, ge=0, description="weight of the images' l2 norm")
     bn_weight: float = Field(
         0.0,

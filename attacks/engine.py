@@ -238,21 +238,25 @@ class GradientInversion:
         if self.config.search == "pixels":
             return [0]
         available = len(self.generator.stages)
-        return list(range(min(self.config.generator_stages or available, available)))
+        searched = min(self.config.generator_stages or available, available)
+        pixels = [available] if self.config.pixel_stage and searched == available else []
+        return list(range(searched)) + pixels
 
     def _space(self, stage: int, start: torch.Tensor, box: PixelBox) -> PixelSpace | GeneratorSpace:
         """The search space of one stage, starting at ``start``."""
         cfg = self.config
-        if cfg.search == "pixels":
-            return PixelSpace(start, box, boxed=cfg.boxed)
+        if cfg.search == "pixels" or stage == len(self.generator.stages):
+            return PixelSpace(start, box, boxed=cfg.boxed or cfg.search == "generator")
         radius = cfg.feature_radius * start.flatten(2).abs().sum(-1) if stage else None
         return GeneratorSpace(self.generator, stage, start, box, radius=radius)
 
     def _next_start(self, space: PixelSpace | GeneratorSpace) -> torch.Tensor:
         """The next stage's start: the feature map this stage's input produces."""
-        if not isinstance(space, GeneratorSpace) or space.stage + 1 >= len(self.generator.stages):
+        if not isinstance(space, GeneratorSpace):
             return space.params.detach()
         with torch.no_grad():
+            if space.stage + 1 == len(self.generator.stages):  # the pixel stage's start
+                return torch.stack([space.images(params) for params in space.params.detach()])
             block = self.generator.stages[space.stage]
             return vmap(block)(space.params.detach())
 

@@ -93,6 +93,9 @@ PRESETS: dict[str, AttackConfig] = {
     "gifd": _GIFD,
     # The GAN-prior phase of GIAS / GGL-style attacks: GIFD's recipe on the latent alone.
     "gan-latent": _GIFD.model_copy(update={"name": "gan-latent", "generator_stages": 1}),
+    # GIFD, then the image itself from its last stage's output: the search IG makes, started
+    # where the generator's stages left it (a fedleak variant, not in the paper).
+    "gifd-pixels": _GIFD.model_copy(update={"name": "gifd-pixels", "pixel_stage": True}),
 }
 
 ATTACK_DESCRIPTIONS: dict[str, str] = {
@@ -107,6 +110,7 @@ ATTACK_DESCRIPTIONS: dict[str, str] = {
     "wiig": "ORACLE upper bound: DIA given the client's true dropout masks (reads ground truth)",
     "gifd": "GIFD: a generator's latent, then each stage's features (l1-ball), Fang et al. 2023",
     "gan-latent": "Search a generator's latent only (the GAN-prior phase of GIAS / GGL)",
+    "gifd-pixels": "GIFD, then the pixels from its output (a fedleak variant)",
 }
 
 

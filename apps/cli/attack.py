@@ -70,7 +70,7 @@ def attack(
     ] = False,
     attack_name: Annotated[str, typer.Option("--attack", help="Attack preset.")] = "ig-fast",
     generator: Annotated[
-        Path | None, typer.Option(help="Generator checkpoint for gifd / gan-latent.")
+        Path | None, typer.Option(help="Generator checkpoint for gifd, gifd-pixels, gan-latent.")
     ] = None,
     iterations: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,

@@ -37,7 +37,7 @@ def test_models_listing_says_why_fusion_does_not_fit_mnist(run_cli) -> None:
         (
             "attacks",
             {"dlg", "idlg", "ig", "ig-fast", "ig-bn", "ig-bn-running", "dia", "dia-no-masks"}
-            | {"wiig", "gifd", "gan-latent"},
+            | {"wiig", "gifd", "gan-latent", "gifd-pixels"},
         )
     ],
 )

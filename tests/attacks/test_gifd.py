@@ -135,6 +135,24 @@ def test_search_recovers_an_image_the_generator_made(attack: str) -> None:
     assert reconstruction.iterations == 300
 
 
+def test_a_pixel_stage_goes_on_from_the_generators_output_to_an_image_it_cannot_make() -> None:
+    torch.manual_seed(0)
+    generator = StagedGenerator(CIFAR.image_shape).eval().requires_grad_(False)  # untrained
+    target = torch.rand(1, 1, 8, 8).repeat(1, 3, 4, 4)  # blocks no untrained generator makes
+    spec = ModelSpec("lenet", 10, CIFAR.image_shape)
+    observation, _ = fedsgd_observation(build_model(spec), spec, CIFAR, target, torch.tensor([2]))
+
+    config = get_preset("gifd-pixels", iterations=250, restarts=1)
+    reconstruction = GradientInversion(config, generator=generator)(observation)
+
+    *stages, pixels = reconstruction.config["stage_distances"]
+    assert len(stages) == len(generator.stages)
+    assert reconstruction.config["best_stage"] == len(generator.stages)
+    assert pixels < stages[-1] / 2  # the pixels fit what the generator's stages could not
+    assert reconstruction.gradient_distance == pixels
+    assert reconstruction.iterations == 250
+
+
 def test_a_generator_search_needs_a_generator() -> None:
     spec = ModelSpec("lenet", 10, CIFAR.image_shape)
     observation, _ = fedsgd_observation(
