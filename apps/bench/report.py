@@ -23,7 +23,7 @@ _OMITTED_DEFAULTS = {"adaptive": False, "per_class": None}
 """Cell fields a cell's canonical JSON leaves out at their default (``Cell.config_json``)."""
 
 REPORT_DIR = "report"
-_DIGITS = {"psnr": 1, "random_psnr": 1, "wall_s": 1, "iterations": 0}
+_DIGITS = {"psnr": 1, "random_psnr": 1, "wall_s": 1, "iterations": 0, "gradient_distance": 4}
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ ATTACK_METRICS = (
     "epsilon",
     "wall_s",
     "iterations",
+    "gradient_distance",
     "random_psnr",
     "victim_accuracy",
 )
@@ -83,7 +84,8 @@ METRICS = tuple(
     dict.fromkeys([*ATTACK_METRICS, *(m for kind in KINDS.values() for m in kind.metrics)])
 )
 """What a report may take medians of: the store's metric columns, from each attack cell's
-metrics the attack's steps and the random guess's PSNR (dB), and what kinds' cells return."""
+metrics the attack's steps, the gradient distance of its answer and the random guess's PSNR
+(dB), and what kinds' cells return."""
 
 
 COLUMN_JOINER = "+"

@@ -73,12 +73,13 @@ def test_builtin_suites_expand_to_their_grids(data_dir: Path) -> None:
 def test_the_gifd_regime_suite_holds_the_papers_rows(data_dir: Path) -> None:
     cells = load_suite("gifd-regime").cells()
 
-    # 3 attacks × 8 images: defended batch 4 (6 defenses × 2 batches), batch 1 and 8 (2 × (8 + 1)),
+    # 4 attacks × 8 images: defended batch 4 (6 defenses × 2 batches), batch 1 and 8 (2 × (8 + 1)),
     # repeated labels (2 × 1), trained victim (2 × 2), out of distribution (1 × 2).
-    assert len(cells) == 3 * (12 + 18 + 2 + 4 + 2)
+    assert len(cells) == 4 * (12 + 18 + 2 + 4 + 2)
+    assert {c.attack for c in cells} == {"ig-fast", "gan-latent", "gifd", "gifd-pixels"}
     assert {(c.adaptive, c.time_budget_s, c.model) for c in cells} == {(True, 180.0, "resnet18")}
     repeated = [c for c in cells if c.per_class == 2]
-    assert {c.batch_size for c in repeated} == {8} and len(repeated) == 6
+    assert {c.batch_size for c in repeated} == {8} and len(repeated) == 8
     trained = {c.victim for c in cells if c.victim is not None}
     assert [(v.clients, v.rounds, v.local_steps) for v in trained] == [(8, 20, 20)]
     searched = {(c.classes is None, c.generator) for c in cells if c.attack != "ig-fast"}
