@@ -2,7 +2,7 @@
 grows away from the true batch, in train mode and in eval mode.
 
     .venv/bin/python benchmarks/train_mode_sensitivity.py [--models resnet18 convnet64]
-        [--batch-size 4] [--seed 0] [--per-layer] [--weights PATH]
+        [--batch-size 4] [--seed 0] [--per-layer] [--weights PATH] [--noise-resolution R]
 
 For a fresh model (seed ``--seed``) and the first ``--batch-size`` CIFAR-10 test images, the
 FedSGD gradient is computed in each mode; then IG's cosine gradient distance (labels given,
@@ -14,7 +14,9 @@ distance at σ = 0.01 (where the whole gradient's distance comes from), and ``st
 share of the gradient's squared norm in tensors whose own distance there exceeds 0.1.
 ``--weights`` takes a trained model instead of a fresh one (a ``fedleak simulate`` run's
 ``final_weights.safetensors`` or its folder, e.g. suite ``batchnorm-trained``'s victim under
-``runs/…/federated/victims/*/``; one model in ``--models``).
+``runs/…/federated/victims/*/``; one model in ``--models``). ``--noise-resolution R`` draws the
+noise at R × R per channel and upsamples it (bilinear) to the image, rescaled to unit standard
+deviation: low-frequency noise of the same energy (R = 1: one shift per image and channel).
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ def gaps_near_the_truth(
     train_mode: bool,
     per_layer: bool = False,
     weights: Path | None = None,
+    noise_resolution: int | None = None,
 ) -> dict:
     """IG's cosine distance at the true batch plus noise of each σ in :data:`SIGMAS`, and
     with ``per_layer`` each parameter's gradient norm and distance at :data:`LAYER_SIGMA`;
-    at ``weights`` where given, else at a fresh model seeded by ``seed``."""
+    at ``weights`` where given, else at a fresh model seeded by ``seed``; the noise drawn at
+    ``noise_resolution`` × ``noise_resolution`` and upsampled where given."""
     data = load_dataset("cifar10", "test")
     images, labels = data.images(list(range(batch_size)))
     spec = ModelSpec(model, data.spec.num_classes, data.spec.image_shape)
@@ -63,11 +67,12 @@ def gaps_near_the_truth(
     objective = gradient_matching_objective(replace(observation, labels=labels), config, "cpu")
     inputs = normalize(images, data.spec)
     one_hot = torch.nn.functional.one_hot(labels, data.spec.num_classes).float()
-    noise = torch.randn(inputs.shape, generator=torch.Generator().manual_seed(seed))
+    noise = smooth_noise(inputs.shape, noise_resolution, seed)
     with torch.no_grad():
         gaps = {s: float(objective(inputs + s * noise, one_hot, {})[1]) for s in SIGMAS}
     result = {"model": model, "train_mode": train_mode, "batch_size": batch_size, "gaps": gaps}
     result["weights"] = "fresh" if weights is None else str(weights)
+    result["noise_resolution"] = noise_resolution or inputs.shape[-1]
     if per_layer:
         layers = layer_gaps(observation, inputs, labels, noise * LAYER_SIGMA)
         total = sum(norm**2 for norm, _ in layers.values())
@@ -75,6 +80,17 @@ def gaps_near_the_truth(
         result["steep_share"] = round(steep / total, 4)
         result["layers"] = layers
     return result
+
+
+def smooth_noise(shape: torch.Size, resolution: int | None, seed: int) -> torch.Tensor:
+    """Unit-variance Gaussian noise of ``shape`` (N, C, H, W); drawn at ``resolution`` squared
+    per channel and upsampled bilinearly where given."""
+    rng = torch.Generator().manual_seed(seed)
+    if resolution is None or resolution == shape[-1]:
+        return torch.randn(shape, generator=rng)
+    coarse = torch.randn(*shape[:2], resolution, resolution, generator=rng)
+    noise = torch.nn.functional.interpolate(coarse, size=shape[-2:], mode="bilinear")
+    return noise / noise.std()
 
 
 def layer_gaps(observation, inputs: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor):
@@ -108,7 +124,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true")
     parser.add_argument("--weights", type=Path, help="a trained model's final weights")
+    parser.add_argument(
+        "--noise-resolution", type=int, help="draw the noise at R x R and upsample it"
+    )
     args = parser.parse_args()
+    resolution = args.noise_resolution
+    if resolution is not None and not 1 <= resolution <= 32:
+        parser.error(f"--noise-resolution must be 1..32 (CIFAR-10's size); got {resolution}")
     if args.weights is not None and len(args.models) != 1:
         parser.error(f"--weights needs one model in --models; got {' '.join(args.models)}")
     for model in args.models:
@@ -122,6 +144,7 @@ def main() -> None:
                         train_mode,
                         args.per_layer,
                         args.weights,
+                        resolution,
                     )
                 )
             )
