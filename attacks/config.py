@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AttackConfig(BaseModel):
@@ -52,7 +52,7 @@ class AttackConfig(BaseModel):
     pixel_stage: bool = Field(
         False,
         description="after the last generator stage, search the image itself, boxed, from "
-        "that stage's output (a generator search only)",
+        "that stage's output (a generator search of all its stages only)",
     )
     image_norm_weight: float = Field(0.0, ge=0, description="weight of the images' l2 norm")
     bn_weight: float = Field(
@@ -86,3 +86,12 @@ class AttackConfig(BaseModel):
     label_strategy: Literal["auto", "given", "idlg", "estimate", "optimize"] = Field(
         "auto", description="how labels are obtained; 'optimize' searches them jointly (DLG)"
     )
+
+    @model_validator(mode="after")
+    def _pixel_stage_follows_a_generator(self) -> AttackConfig:
+        if self.pixel_stage and self.search != "generator":
+            raise ValueError(
+                f"pixel_stage follows a generator's stages; search is {self.search!r} "
+                "(set search='generator')"
+            )
+        return self

@@ -234,7 +234,8 @@ class GradientInversion:
         return dummy
 
     def _stages(self) -> list[int]:
-        """The generator stages searched in turn ([0] for pixels: one plain search)."""
+        """The generator stages searched in turn ([0] for pixels: one plain search), and the
+        pixel stage after them (numbered as the generator's stage count) where configured."""
         if self.config.search == "pixels":
             return [0]
         available = len(self.generator.stages)
@@ -245,13 +246,16 @@ class GradientInversion:
     def _space(self, stage: int, start: torch.Tensor, box: PixelBox) -> PixelSpace | GeneratorSpace:
         """The search space of one stage, starting at ``start``."""
         cfg = self.config
-        if cfg.search == "pixels" or stage == len(self.generator.stages):
-            return PixelSpace(start, box, boxed=cfg.boxed or cfg.search == "generator")
+        if cfg.search == "pixels":
+            return PixelSpace(start, box, boxed=cfg.boxed)
+        if stage == len(self.generator.stages):  # the pixel stage, in range like generated images
+            return PixelSpace(start, box, boxed=True)
         radius = cfg.feature_radius * start.flatten(2).abs().sum(-1) if stage else None
         return GeneratorSpace(self.generator, stage, start, box, radius=radius)
 
     def _next_start(self, space: PixelSpace | GeneratorSpace) -> torch.Tensor:
-        """The next stage's start: the feature map this stage's input produces."""
+        """The next stage's start: the feature map this stage's input produces (after the last
+        generator stage, its images)."""
         if not isinstance(space, GeneratorSpace):
             return space.params.detach()
         with torch.no_grad():

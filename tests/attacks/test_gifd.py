@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from attacks import GradientInversion, get_preset
 from attacks.generators import StagedGenerator, load_generator, save_generator
@@ -151,6 +152,11 @@ def test_a_pixel_stage_goes_on_from_the_generators_output_to_an_image_it_cannot_
     assert pixels < stages[-1] / 2  # the pixels fit what the generator's stages could not
     assert reconstruction.gradient_distance == pixels
     assert reconstruction.iterations == 250
+
+
+def test_a_pixel_stage_without_a_generator_is_refused() -> None:
+    with pytest.raises(ValidationError, match="pixel_stage follows a generator's stages"):
+        get_preset("ig-fast", pixel_stage=True)
 
 
 def test_a_generator_search_needs_a_generator() -> None:
