@@ -93,8 +93,9 @@ PRESETS: dict[str, AttackConfig] = {
     "gifd": _GIFD,
     # The GAN-prior phase of GIAS / GGL-style attacks: GIFD's recipe on the latent alone.
     "gan-latent": _GIFD.model_copy(update={"name": "gan-latent", "generator_stages": 1}),
-    # GIFD, then the image itself from its last stage's output: the search IG makes, started
-    # where the generator's stages left it (a fedleak variant, not in the paper).
+    # GIFD, then the image itself from its last stage's output, searched with GIFD's optimiser:
+    # a pixel search like IG's, begun where the generator's stages left it (a fedleak variant,
+    # not in the paper).
     "gifd-pixels": _GIFD.model_copy(update={"name": "gifd-pixels", "pixel_stage": True}),
 }
 
