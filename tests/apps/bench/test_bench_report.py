@@ -64,6 +64,7 @@ def write_store(tmp_path: Path, suite_text: str = SUITE, per_image: bool = False
                 "ssim": SSIM.get(key, [0.5, 0.5, 0.5])[number],
                 "st_lpips": 0.1,
                 "wall_s": 1.0,
+                "gradient_distance": 0.001 * (number + 1),
             }
             if per_image and metrics["psnr"] is not None:
                 metrics["per_image"] = {"psnr": [metrics["psnr"]] * 2 + [metrics["psnr"] + 6]}
@@ -161,6 +162,22 @@ def test_per_image_medians_pool_every_scored_image(tmp_path: Path, data_dir: Pat
     # DIA: 25, 25, 31 and its two exact cells (no per-image scores: ∞ once each) → 31; SSIM,
     # with no per-image scores, stays over the cells.
     assert "| mnist | mlp | 0.1 | 3 | 6 | 14.0 / 31.0 | 0.200 / 0.900 | met |" in stdout
+
+
+def test_the_gradient_distance_of_the_answers_is_reported_over_the_cells(
+    tmp_path: Path, data_dir: Path, run_cli
+) -> None:
+    distances = SUITE.replace(
+        'metrics = ["psnr", "ssim"]', 'metrics = ["gradient_distance"]\nper_image = true'
+    )
+    out = write_store(tmp_path, distances, per_image=True)
+
+    code, stdout, err = run_cli(["bench", "report", str(out), "--no-plots"])
+
+    assert code == 0, err
+    # each (dropout, attack)'s cells reached 0.001, 0.002, 0.003 (p = 0.5, IG: its third failed)
+    assert "| mnist | mlp | 0.1 | 3 | 6 | 0.0020 / 0.0020 | met |" in stdout
+    assert "| mnist | mlp | 0.5 | 3 | 5 (1 failed) | 0.0015 / 0.0020 | missed |" in stdout
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "not-sqlite"])
