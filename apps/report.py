@@ -58,6 +58,7 @@ def write_attack_report(
         "gradient_distance": reconstruction.gradient_distance,
         "restart_distances": list(reconstruction.restart_distances),
         "stage_distances": reconstruction.config.get("stage_distances"),
+        "stage_iterations": reconstruction.config.get("stage_iterations"),
         "noise_floor": reconstruction.config.get("noise_floor"),
         "wall_s": reconstruction.wall_s,
         "iterations": reconstruction.iterations,

@@ -54,6 +54,13 @@ class AttackConfig(BaseModel):
         description="after the last generator stage, search the image itself, boxed, from "
         "that stage's output (a generator search of all its stages only)",
     )
+    last_stage_share: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="the last searched stage's fraction of the budget, the earlier stages "
+        "splitting the rest equally (None: every stage an equal share)",
+    )
     image_norm_weight: float = Field(0.0, ge=0, description="weight of the images' l2 norm")
     bn_weight: float = Field(
         0.0,
@@ -93,5 +100,14 @@ class AttackConfig(BaseModel):
             raise ValueError(
                 f"pixel_stage follows a generator's stages; search is {self.search!r} "
                 "(set search='generator')"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _last_stage_share_needs_stages(self) -> AttackConfig:
+        if self.last_stage_share is not None and self.search != "generator":
+            raise ValueError(
+                f"last_stage_share splits a generator search's budget; search is "
+                f"{self.search!r} (set search='generator')"
             )
         return self

@@ -40,6 +40,16 @@ ProgressCallback = Callable[[float, int, float], None]
 """Called after each step with (fraction of budget used, iteration, best gradient distance)."""
 
 
+def _stage_steps(iterations: int, shares: list[float]) -> list[int]:
+    """Each stage's steps: its share of ``iterations``, rounded at the stages' boundaries and
+    at least one, taken back from the longest stages where those minimums overrun the whole."""
+    bounds = [round(iterations * sum(shares[: index + 1])) for index in range(len(shares))]
+    steps = [max(1, end - begin) for begin, end in zip([0, *bounds], bounds, strict=False)]
+    while sum(steps) > max(iterations, len(steps)):
+        steps[steps.index(max(steps))] -= 1
+    return steps
+
+
 class GradientInversion:
     """Reconstruct a client's batch from its update: ``rec = GradientInversion(cfg)(obs)``."""
 
@@ -83,29 +93,37 @@ class GradientInversion:
         masks = self._dropout_masks(observation, rng, oracle_masks)
         objective = gradient_matching_objective(observation, cfg, self.device)
         stages = self._stages()
+        shares = self._stage_shares(len(stages))
+        steps = _stage_steps(cfg.iterations, shares)
         floor = self._noise_floor(observation, len(stages))
         began = time.perf_counter()
         history: list[float] = []
         best: tuple[float, torch.Tensor, int, int] | None = None
-        iterations, distances, stage_distances = 0, (), []
+        iterations, distances, stage_distances, stage_iterations = 0, (), [], []
         for index, stage in enumerate(stages):
             space = self._space(stage, start, box)
             step_fn = self._step_function(objective, space)
             stage_history = self._optimise(
-                space, step_fn, label_param, masks, index, 1, len(stages)
+                space, step_fn, label_param, masks, sum(shares[:index]), shares[index], steps[index]
             )
             gaps = self._final_gaps(step_fn, space, label_param, masks)
             # Discrepancy principle: a stage already as close as the truth itself would be fits
             # the noise from here on; it keeps the later stages' budget and is the answer.
             settled = floor is not None and float(gaps.min()) <= floor.high
             if settled and index + 1 < len(stages):
-                rest = len(stages) - index - 1
                 stage_history += self._optimise(
-                    space, step_fn, label_param, masks, index + 1, rest, len(stages)
+                    space,
+                    step_fn,
+                    label_param,
+                    masks,
+                    sum(shares[: index + 1]),
+                    sum(shares[index + 1 :]),
+                    sum(steps[index + 1 :]),
                 )
                 gaps = self._final_gaps(step_fn, space, label_param, masks)
             history += stage_history
             iterations += len(stage_history)
+            stage_iterations.append(len(stage_history))
             restart = int(gaps.argmin())
             lowest = float(gaps[restart])
             stage_distances.append(lowest)
@@ -130,6 +148,7 @@ class GradientInversion:
                 **cfg.model_dump(),
                 "best_stage": stage,
                 "stage_distances": stage_distances,
+                "stage_iterations": stage_iterations,
                 "noise_floor": None if floor is None else floor.describe(),
             },
         )
@@ -161,22 +180,20 @@ class GradientInversion:
         step_fn: Callable,
         label_param: torch.Tensor,
         masks: Masks,
-        first_share: int,
-        shares: int,
-        stage_count: int,
+        begun: float,
+        share: float,
+        budget: int,
     ) -> list[float]:
-        """One optimisation loop over ``space`` with ``shares`` of the budget's ``stage_count``
-        equal shares, the first of them share number ``first_share``."""
+        """One optimisation loop over ``space`` of at most ``budget`` steps and a ``share`` of
+        the time budget, ``begun`` of it already spent by earlier stages (fractions of the
+        whole)."""
         cfg = self.config
         searched = [space.params, label_param] if label_param.requires_grad else [space.params]
         if cfg.dropout_masks == "search":
             searched += list(masks.values())
         optimizer = _make_optimizer(cfg, searched)
         schedule = SCHEDULES[cfg.schedule]
-        budget = max(1, cfg.iterations * shares // stage_count)
-        time_budget = (
-            None if cfg.time_budget_s is None else cfg.time_budget_s * shares / stage_count
-        )
+        time_budget = None if cfg.time_budget_s is None else cfg.time_budget_s * share
         plateau = Plateau(cfg, budget, active=cfg.schedule == "plateau")
         gaps = torch.full((cfg.restarts,), float("inf"))
 
@@ -217,7 +234,7 @@ class GradientInversion:
                     fraction = 1.0
             if self.progress is not None:
                 done = 1.0 if plateau.stopped else min(fraction, 1.0)
-                used = (first_share + done * shares) / stage_count
+                used = begun + done * share
                 self.progress(used, len(history), history[-1])
         return history
 
@@ -242,6 +259,14 @@ class GradientInversion:
         searched = min(self.config.generator_stages or available, available)
         pixels = [available] if self.config.pixel_stage and searched == available else []
         return list(range(searched)) + pixels
+
+    def _stage_shares(self, stage_count: int) -> list[float]:
+        """Each stage's fraction of the budget: equal, or the configured last stage's share and
+        the rest split equally."""
+        last = self.config.last_stage_share
+        if last is None or stage_count == 1:
+            return [1 / stage_count] * stage_count
+        return [(1 - last) / (stage_count - 1)] * (stage_count - 1) + [last]
 
     def _space(self, stage: int, start: torch.Tensor, box: PixelBox) -> PixelSpace | GeneratorSpace:
         """The search space of one stage, starting at ``start``."""

@@ -159,6 +159,29 @@ def test_a_pixel_stage_without_a_generator_is_refused() -> None:
         get_preset("ig-fast", pixel_stage=True)
 
 
+def test_the_last_stage_can_take_a_larger_share_of_the_budget() -> None:
+    torch.manual_seed(0)
+    generator = StagedGenerator(CIFAR.image_shape).eval().requires_grad_(False)
+    spec = ModelSpec("lenet", 10, CIFAR.image_shape)
+    target = torch.rand(1, *CIFAR.image_shape)
+    observation, _ = fedsgd_observation(build_model(spec), spec, CIFAR, target, torch.tensor([2]))
+    earlier = len(generator.stages) - 1
+
+    config = get_preset("gifd", iterations=10 * (earlier + 5), restarts=1, last_stage_share=None)
+    equal = GradientInversion(config, generator=generator)(observation)
+    config = config.model_copy(update={"last_stage_share": 5 / (earlier + 5)})
+    weighted = GradientInversion(config, generator=generator)(observation)
+
+    assert len(set(equal.config["stage_iterations"])) == 1
+    assert weighted.config["stage_iterations"] == [10] * earlier + [50]
+    assert weighted.iterations == equal.iterations == 10 * (earlier + 5)
+
+
+def test_a_last_stage_share_without_a_generator_is_refused() -> None:
+    with pytest.raises(ValidationError, match="last_stage_share splits a generator search"):
+        get_preset("ig-fast", last_stage_share=0.5)
+
+
 def test_a_generator_search_needs_a_generator() -> None:
     spec = ModelSpec("lenet", 10, CIFAR.image_shape)
     observation, _ = fedsgd_observation(
