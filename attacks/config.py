@@ -95,19 +95,12 @@ class AttackConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _pixel_stage_follows_a_generator(self) -> AttackConfig:
-        if self.pixel_stage and self.search != "generator":
-            raise ValueError(
-                f"pixel_stage follows a generator's stages; search is {self.search!r} "
-                "(set search='generator')"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _last_stage_share_needs_stages(self) -> AttackConfig:
-        if self.last_stage_share is not None and self.search != "generator":
-            raise ValueError(
-                f"last_stage_share splits a generator search's budget; search is "
-                f"{self.search!r} (set search='generator')"
-            )
+    def _stage_options_need_a_generator(self) -> AttackConfig:
+        staged = {"pixel_stage": self.pixel_stage, "last_stage_share": self.last_stage_share}
+        for field, value in staged.items():
+            if value not in (False, None) and self.search != "generator":
+                raise ValueError(
+                    f"{field} applies to a generator's stages; search is {self.search!r} "
+                    "(set search='generator')"
+                )
         return self

@@ -95,7 +95,9 @@ PRESETS: dict[str, AttackConfig] = {
     "wiig": _DIA.model_copy(update={"name": "wiig", "dropout_masks": "oracle"}),
     "gifd": _GIFD,
     # The GAN-prior phase of GIAS / GGL-style attacks: GIFD's recipe on the latent alone.
-    "gan-latent": _GIFD.model_copy(update={"name": "gan-latent", "generator_stages": 1}),
+    "gan-latent": _GIFD.model_copy(
+        update={"name": "gan-latent", "generator_stages": 1, "last_stage_share": None}
+    ),
     # GIFD, then the image itself from its last stage's output, searched with GIFD's optimiser:
     # a pixel search like IG's, begun where the generator's stages left it (a fedleak variant,
     # not in the paper); its five stages share the budget equally.

@@ -154,11 +154,6 @@ def test_a_pixel_stage_goes_on_from_the_generators_output_to_an_image_it_cannot_
     assert reconstruction.iterations == 250
 
 
-def test_a_pixel_stage_without_a_generator_is_refused() -> None:
-    with pytest.raises(ValidationError, match="pixel_stage follows a generator's stages"):
-        get_preset("ig-fast", pixel_stage=True)
-
-
 def test_the_last_stage_can_take_a_larger_share_of_the_budget() -> None:
     torch.manual_seed(0)
     generator = StagedGenerator(CIFAR.image_shape).eval().requires_grad_(False)
@@ -177,9 +172,10 @@ def test_the_last_stage_can_take_a_larger_share_of_the_budget() -> None:
     assert weighted.iterations == equal.iterations == 10 * (earlier + 5)
 
 
-def test_a_last_stage_share_without_a_generator_is_refused() -> None:
-    with pytest.raises(ValidationError, match="last_stage_share splits a generator search"):
-        get_preset("ig-fast", last_stage_share=0.5)
+@pytest.mark.parametrize("option", [{"pixel_stage": True}, {"last_stage_share": 0.5}])
+def test_stage_options_without_a_generator_are_refused(option: dict) -> None:
+    with pytest.raises(ValidationError, match=f"{next(iter(option))} applies to a generator's"):
+        get_preset("ig-fast", **option)
 
 
 def test_a_generator_search_needs_a_generator() -> None:
